@@ -1,0 +1,66 @@
+package routes
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// MoveDefaultRoute makes ifname (via gw) the default route of its address family inside the
+// netns at netnsPath: removes the existing default route(s) of that family (from any
+// interface) and adds `default via gw dev ifname`. Idempotent. Other routes (e.g. eth0's
+// cluster routes) are untouched. If the new route cannot be added, the removed ones are put
+// back.
+func MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error {
+	gwAddr, ok := netip.AddrFromSlice(gw)
+	if !ok {
+		return fmt.Errorf("default-route: invalid gateway %q", gw)
+	}
+	gwAddr = gwAddr.Unmap()
+	return ns.WithNetNSPath(netnsPath, func(ns.NetNS) error { return moveDefault(ifname, gwAddr) })
+}
+
+func moveDefault(ifname string, gw netip.Addr) error {
+	link, err := lookupLink(ifname)
+	if err != nil {
+		return fmt.Errorf("default-route: %w", err)
+	}
+	main, err := tableRoutes(unix.RT_TABLE_MAIN)
+	if err != nil {
+		return fmt.Errorf("default-route: %w", err)
+	}
+	var defaults []netlink.Route
+	for _, r := range main {
+		if isDefault(r) && routeDst(r).Addr().Is4() == gw.Is4() && (r.Type == unix.RTN_UNICAST || r.Type == 0) {
+			defaults = append(defaults, r)
+		}
+	}
+	if len(defaults) == 1 && defaults[0].LinkIndex == link.Attrs().Index && addrOf(defaults[0].Gw) == gw {
+		return nil
+	}
+	for i := range defaults {
+		if err := netlink.RouteDel(&defaults[i]); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("default-route: delete default via %s: %w", defaults[i].Gw, err)
+		}
+	}
+	nr := kernelRoute(link, netip.PrefixFrom(zeroOf(gw), 0), gw, unix.RT_TABLE_MAIN)
+	if err := netlink.RouteAdd(nr); err != nil {
+		restoreRoutes(defaults)
+		w := Want{Field: "default-route", Dst: netip.PrefixFrom(zeroOf(gw), 0), GW: gw}
+		return routeError(w, link, err)
+	}
+	return nil
+}
+
+// restoreRoutes puts back routes removed before a failed change, best effort: the caller
+// reports the original failure.
+func restoreRoutes(rs []netlink.Route) {
+	for i := range rs {
+		_ = netlink.RouteAdd(&rs[i])
+	}
+}
