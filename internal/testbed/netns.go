@@ -1,0 +1,28 @@
+package testbed
+
+import (
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+)
+
+// NewNetNS creates a named network namespace standing in for a pod sandbox, and closes and
+// unmounts it in t.Cleanup. It needs root.
+func NewNetNS(t testing.TB) ns.NetNS {
+	t.Helper()
+	netns, err := testutils.NewNS()
+	if err != nil {
+		t.Fatalf("testbed: creating a network namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		path := netns.Path()
+		if err := netns.Close(); err != nil {
+			t.Errorf("testbed: closing netns %s: %v", path, err)
+		}
+		if err := testutils.UnmountNS(netns); err != nil {
+			t.Errorf("testbed: unmounting netns %s: %v", path, err)
+		}
+	})
+	return netns
+}
