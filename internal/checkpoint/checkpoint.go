@@ -1,0 +1,194 @@
+// Package checkpoint stores one durable record per pod sandbox: which networks were (or were
+// about to be) attached, with the exact configuration used, so that DEL works from the record
+// alone — without the pod, its NetworkAttachmentDefinitions or the API server. It stores and
+// never decides: callers record intent before a delegate call and the result after it.
+//
+// Each record is a JSON file <dir>/<containerID>.json written atomically (temporary file,
+// fsync, rename, fsync of the directory), so a crash at any instant leaves either the old or
+// the new record, never a torn one.
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// State is how far an attachment got.
+type State string
+
+const (
+	// Adding means the delegate ADD was (or is about to be) called and may have left state.
+	Adding State = "adding"
+	// Added means the delegate ADD returned a result.
+	Added State = "added"
+)
+
+// Attachment is one delegate invocation for a sandbox: enough to repeat it as DEL or CHECK.
+type Attachment struct {
+	Network        string            `json:"network"` // "namespace/name", or the default network's name
+	Default        bool              `json:"default,omitempty"`
+	IfName         string            `json:"ifName"`
+	ConfList       json.RawMessage   `json:"confList"` // the conflist exactly as passed to the delegate
+	Args           [][2]string       `json:"args,omitempty"`
+	CapabilityArgs map[string]any    `json:"capabilityArgs,omitempty"`
+	State          State             `json:"state"`
+	Result         json.RawMessage   `json:"result,omitempty"`
+	Meta           map[string]string `json:"meta,omitempty"` // e.g. the default-route gateway asked for
+}
+
+// Sandbox is the record of one pod sandbox.
+type Sandbox struct {
+	ContainerID  string       `json:"containerID"`
+	Netns        string       `json:"netns"`
+	PodNamespace string       `json:"podNamespace"`
+	PodName      string       `json:"podName"`
+	PodUID       string       `json:"podUID"`
+	Attachments  []Attachment `json:"attachments"`
+}
+
+// Find returns the index of the attachment on ifname, or -1.
+func (s *Sandbox) Find(ifname string) int {
+	for i := range s.Attachments {
+		if s.Attachments[i].IfName == ifname {
+			return i
+		}
+	}
+	return -1
+}
+
+// ErrNotFound is returned by Load when a sandbox has no record.
+var ErrNotFound = errors.New("no checkpoint record")
+
+// validID matches the container IDs the runtimes hand out; anything else could escape dir.
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$`)
+
+// Store keeps records in one directory.
+type Store struct {
+	dir string
+}
+
+// Open creates dir if needed and removes temporary files a crash may have left.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("checkpoint dir %s: %w", dir, err)
+	}
+	tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+	for _, t := range tmps {
+		_ = os.Remove(t)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is where the records live.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(id string) (string, error) {
+	if !validID.MatchString(id) || strings.Contains(id, "..") {
+		return "", fmt.Errorf("invalid container ID %q", id)
+	}
+	return filepath.Join(s.dir, id+".json"), nil
+}
+
+// Load reads the record of a sandbox; ErrNotFound when there is none.
+func (s *Store) Load(id string) (*Sandbox, error) {
+	p, err := s.path(id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint %s: %w", p, err)
+	}
+	var sb Sandbox
+	if err := json.Unmarshal(data, &sb); err != nil {
+		return nil, fmt.Errorf("checkpoint %s is corrupt: %w", p, err)
+	}
+	return &sb, nil
+}
+
+// Save writes the record atomically and durably.
+func (s *Store) Save(sb *Sandbox) error {
+	p, err := s.path(sb.ContainerID)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(sb)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint for sandbox %s: %w", sb.ContainerID, err)
+	}
+	return writeAtomic(s.dir, p, data)
+}
+
+// Remove deletes the record; removing a missing record is not an error.
+func (s *Store) Remove(id string) error {
+	p, err := s.path(id)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove checkpoint %s: %w", p, err)
+	}
+	return syncDir(s.dir)
+}
+
+// List returns the container IDs that have a record, sorted.
+func (s *Store) List() ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints in %s: %w", s.dir, err)
+	}
+	var ids []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.Type().IsRegular() && strings.HasSuffix(name, ".json") && !strings.HasPrefix(name, ".") {
+			ids = append(ids, strings.TrimSuffix(name, ".json"))
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+func writeAtomic(dir, path string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync checkpoint %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+// Package delegate invokes the real CNI plugins of a network (its conflist) through libcni:
+// ADD, DEL, CHECK, GC and STATUS, with the runtime arguments and capability arguments of one
+// attachment, under a bound on how many plugin calls run at once. libcni's result cache is on,
+// so plugins that need their previous result on DEL or CHECK get it.
+package delegate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// Invocation is one attachment of one network to one sandbox interface.
+type Invocation struct {
+	ConfList       []byte // a conflist JSON, exactly as recorded in the checkpoint
+	ContainerID    string
+	Netns          string
+	IfName         string
+	Args           [][2]string    // CNI_ARGS
+	CapabilityArgs map[string]any // runtimeConfig, injected for the plugins that declare it
+}
+
+// Runner calls delegates.
+type Runner struct {
+	cni *libcni.CNIConfig
+	sem chan struct{}
+}
+
+// New returns a runner that finds plugins in binDirs, keeps libcni's cache in cacheDir and
+// runs at most maxParallel plugin chains at once.
+func New(binDirs []string, cacheDir string, maxParallel int) *Runner {
+	if maxParallel < 1 {
+		maxParallel = 1
+	}
+	return &Runner{
+		cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nil),
+		sem: make(chan struct{}, maxParallel),
+	}
+}
+
+func (r *Runner) acquire(ctx context.Context) (func(), error) {
+	select {
+	case r.sem <- struct{}{}:
+		return func() { <-r.sem }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a free delegate slot: %w", ctx.Err())
+	}
+}
+
+func (inv *Invocation) parse() (*libcni.NetworkConfigList, *libcni.RuntimeConf, error) {
+	list, err := libcni.ConfListFromBytes(inv.ConfList)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recorded conflist: %w", err)
+	}
+	rt := &libcni.RuntimeConf{
+		ContainerID:    inv.ContainerID,
+		NetNS:          inv.Netns,
+		IfName:         inv.IfName,
+		Args:           inv.Args,
+		CapabilityArgs: inv.CapabilityArgs,
+	}
+	return list, rt, nil
+}
+
+// Add runs ADD through the whole list and returns the last plugin's result.
+func (r *Runner) Add(ctx context.Context, inv *Invocation) (types.Result, error) {
+	list, rt, err := inv.parse()
+	if err != nil {
+		return nil, err
+	}
+	release, err := r.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return r.cni.AddNetworkList(ctx, list, rt)
+}
+
+// Del runs DEL through the list in reverse. A missing netns is the plugins' business: the
+// spec asks them to release what they hold (IPAM addresses) all the same.
+func (r *Runner) Del(ctx context.Context, inv *Invocation) error {
+	list, rt, err := inv.parse()
+	if err != nil {
+		return err
+	}
+	release, err := r.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return r.cni.DelNetworkList(ctx, list, rt)
+}
+
+// Check runs CHECK through the list.
+func (r *Runner) Check(ctx context.Context, inv *Invocation) error {
+	list, rt, err := inv.parse()
+	if err != nil {
+		return err
+	}
+	release, err := r.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return r.cni.CheckNetworkList(ctx, list, rt)
+}
+
+// GC removes, for one network, every cached attachment not in valid, then asks its plugins
+// to collect their own garbage (CNI 1.1; older plugins are skipped by libcni).
+func (r *Runner) GC(ctx context.Context, confList []byte, valid []types.GCAttachment) error {
+	list, err := libcni.ConfListFromBytes(confList)
+	if err != nil {
+		return fmt.Errorf("conflist: %w", err)
+	}
+	release, err := r.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return r.cni.GCNetworkList(ctx, list, &libcni.GCArgs{ValidAttachments: valid})
+}
+
+// Status asks a network's plugins whether they are ready (CNI 1.1).
+func (r *Runner) Status(ctx context.Context, confList []byte) error {
+	list, err := libcni.ConfListFromBytes(confList)
+	if err != nil {
+		return fmt.Errorf("conflist: %w", err)
+	}
+	return r.cni.GetStatusNetworkList(ctx, list)
+}

@@ -1,0 +1,184 @@
+// Package plan turns a pod's networks into the ordered delegate invocations that attach them:
+// the cluster default network first, then one per selection element, each with its interface
+// name, CNI_ARGS and capability arguments. It is a pure function of its inputs.
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+)
+
+// Pod names the pod a sandbox belongs to.
+type Pod struct {
+	Namespace, Name, UID string
+}
+
+func (p Pod) String() string { return p.Namespace + "/" + p.Name }
+
+// Network is a resolved network: its conflist and, for a secondary network, the selection
+// element that asked for it.
+type Network struct {
+	Key      string // "namespace/name" of the NAD, or the default network's name
+	ConfList []byte
+	Element  *nadv1.NetworkSelectionElement // nil for the cluster default network
+}
+
+// Delegate is one planned invocation.
+type Delegate struct {
+	Network        string
+	Default        bool
+	IfName         string
+	ConfList       []byte
+	Args           [][2]string
+	CapabilityArgs map[string]any
+	DefaultRoute   []net.IP // gateways the element asked to carry the default route
+}
+
+// NetworkArg is the CNI_ARGS key that names the network to its plugins.
+const NetworkArg = "MULTINET_NETWORK"
+
+// podArgs are the CNI_ARGS every delegate gets, as kubelet-era runtimes pass them.
+func podArgs(pod Pod, containerID, network string) [][2]string {
+	return [][2]string{
+		{"IgnoreUnknown", "true"},
+		{"K8S_POD_NAMESPACE", pod.Namespace},
+		{"K8S_POD_NAME", pod.Name},
+		{"K8S_POD_INFRA_CONTAINER_ID", containerID},
+		{"K8S_POD_UID", pod.UID},
+		{NetworkArg, network},
+	}
+}
+
+// Default plans the cluster default network on ifname, passing the runtime's own
+// capability arguments (port mappings, bandwidth, ...) through unchanged.
+func Default(pod Pod, containerID string, n Network, ifname string, runtimeConfig map[string]any) Delegate {
+	return Delegate{
+		Network:        n.Key,
+		Default:        true,
+		IfName:         ifname,
+		ConfList:       n.ConfList,
+		Args:           podArgs(pod, containerID, n.Key),
+		CapabilityArgs: runtimeConfig,
+	}
+}
+
+// Attachments plans the secondary networks in order. Interfaces without an explicit name take
+// the lowest free netN; taken lists names already in use in the sandbox (the default
+// network's interface, attachments made earlier).
+func Attachments(pod Pod, containerID string, nets []Network, taken []string) ([]Delegate, error) {
+	used := make(map[string]bool, len(taken)+len(nets))
+	for _, n := range taken {
+		used[n] = true
+	}
+	for _, n := range nets {
+		if ifn := n.Element.InterfaceRequest; ifn != "" {
+			if used[ifn] {
+				return nil, fmt.Errorf("network %q: interface %q is already in use in the pod", n.Key, ifn)
+			}
+			used[ifn] = true
+		}
+	}
+	out := make([]Delegate, 0, len(nets))
+	next := 1
+	for _, n := range nets {
+		ifname := n.Element.InterfaceRequest
+		if ifname == "" {
+			for used["net"+strconv.Itoa(next)] {
+				next++
+			}
+			ifname = "net" + strconv.Itoa(next)
+			used[ifname] = true
+		}
+		d, err := attachment(pod, containerID, n, ifname)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func attachment(pod Pod, containerID string, n Network, ifname string) (Delegate, error) {
+	el := n.Element
+	conf := n.ConfList
+	if el.CNIArgs != nil && len(*el.CNIArgs) > 0 {
+		var err error
+		if conf, err = injectCNIArgs(conf, *el.CNIArgs); err != nil {
+			return Delegate{}, fmt.Errorf("network %q: cni-args: %w", n.Key, err)
+		}
+	}
+	args := podArgs(pod, containerID, n.Key)
+	if len(el.IPRequest) > 0 {
+		args = append(args, [2]string{"IP", strings.Join(el.IPRequest, ",")})
+	}
+	if el.MacRequest != "" {
+		args = append(args, [2]string{"MAC", el.MacRequest})
+	}
+	return Delegate{
+		Network:        n.Key,
+		IfName:         ifname,
+		ConfList:       conf,
+		Args:           args,
+		CapabilityArgs: capabilityArgs(el),
+		DefaultRoute:   el.GatewayRequest,
+	}, nil
+}
+
+// capabilityArgs maps the element's requests onto the well-known CNI capabilities.
+func capabilityArgs(el *nadv1.NetworkSelectionElement) map[string]any {
+	caps := map[string]any{}
+	if len(el.IPRequest) > 0 {
+		caps["ips"] = el.IPRequest
+	}
+	if el.MacRequest != "" {
+		caps["mac"] = el.MacRequest
+	}
+	if el.InfinibandGUIDRequest != "" {
+		caps["infinibandGUID"] = el.InfinibandGUIDRequest
+	}
+	if len(el.PortMappingsRequest) > 0 {
+		caps["portMappings"] = el.PortMappingsRequest
+	}
+	if el.BandwidthRequest != nil {
+		caps["bandwidth"] = el.BandwidthRequest
+	}
+	if len(caps) == 0 {
+		return nil
+	}
+	return caps
+}
+
+// injectCNIArgs merges args into every plugin's "args": {"cni": {...}}, where plugins read
+// per-attachment arguments from.
+func injectCNIArgs(confList []byte, args map[string]any) ([]byte, error) {
+	var list map[string]any
+	if err := json.Unmarshal(confList, &list); err != nil {
+		return nil, err
+	}
+	plugins, _ := list["plugins"].([]any)
+	for _, p := range plugins {
+		plugin, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		all, _ := plugin["args"].(map[string]any)
+		if all == nil {
+			all = map[string]any{}
+		}
+		cni, _ := all["cni"].(map[string]any)
+		if cni == nil {
+			cni = map[string]any{}
+		}
+		for k, v := range args {
+			cni[k] = v
+		}
+		all["cni"] = cni
+		plugin["args"] = all
+	}
+	return json.Marshal(list)
+}

@@ -1,0 +1,124 @@
+package plan
+
+import (
+	"encoding/json"
+	"net"
+	"reflect"
+	"testing"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+)
+
+var pod = Pod{Namespace: "ns", Name: "web-0", UID: "uid-1"}
+
+const list = `{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"macvlan"},{"type":"tuning"}]}`
+
+func nw(name, ifname string) Network {
+	return Network{Key: "ns/" + name, ConfList: []byte(list),
+		Element: &nadv1.NetworkSelectionElement{Name: name, Namespace: "ns", InterfaceRequest: ifname}}
+}
+
+func ifnames(ds []Delegate) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.IfName)
+	}
+	return out
+}
+
+func TestInterfaceNames(t *testing.T) {
+	cases := []struct {
+		name  string
+		nets  []Network
+		taken []string
+		want  []string
+	}{
+		{"in order", []Network{nw("a", ""), nw("b", ""), nw("c", "")}, []string{"eth0"}, []string{"net1", "net2", "net3"}},
+		{"explicit kept, others fill from net1", []Network{nw("a", "eth9"), nw("b", "")}, []string{"eth0"}, []string{"eth9", "net1"}},
+		{"explicit net1 skipped by generated", []Network{nw("a", ""), nw("b", "net1")}, []string{"eth0"}, []string{"net2", "net1"}},
+		{"hot plug takes the lowest free", []Network{nw("c", "")}, []string{"eth0", "net1", "net3"}, []string{"net2"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ds, err := Attachments(pod, "cid", c.nets, c.taken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ifnames(ds); !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("interfaces %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestExplicitNameClashIsAnError(t *testing.T) {
+	for _, nets := range [][]Network{
+		{nw("a", "eth0")},
+		{nw("a", "x1"), nw("b", "x1")},
+	} {
+		if _, err := Attachments(pod, "cid", nets, []string{"eth0"}); err == nil {
+			t.Errorf("clash in %v accepted", ifnames(mustNames(nets)))
+		}
+	}
+}
+
+func mustNames(nets []Network) []Delegate {
+	var ds []Delegate
+	for _, n := range nets {
+		ds = append(ds, Delegate{IfName: n.Element.InterfaceRequest})
+	}
+	return ds
+}
+
+func TestRequestsBecomeArgsAndCapabilities(t *testing.T) {
+	n := nw("a", "")
+	args := map[string]any{"foo": "bar"}
+	n.Element.IPRequest = []string{"10.1.0.5/24"}
+	n.Element.MacRequest = "02:00:00:00:00:01"
+	n.Element.CNIArgs = &args
+	n.Element.GatewayRequest = []net.IP{net.ParseIP("10.1.0.1")}
+	ds, err := Attachments(pod, "cid", []Network{n}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ds[0]
+	want := map[string]string{"K8S_POD_NAMESPACE": "ns", "K8S_POD_NAME": "web-0", "K8S_POD_UID": "uid-1",
+		"K8S_POD_INFRA_CONTAINER_ID": "cid", NetworkArg: "ns/a", "IP": "10.1.0.5/24", "MAC": "02:00:00:00:00:01",
+		"IgnoreUnknown": "true"}
+	got := map[string]string{}
+	for _, kv := range d.Args {
+		got[kv[0]] = kv[1]
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("CNI_ARGS %v, want %v", got, want)
+	}
+	if !reflect.DeepEqual(d.CapabilityArgs["ips"], []string{"10.1.0.5/24"}) || d.CapabilityArgs["mac"] != "02:00:00:00:00:01" {
+		t.Errorf("capability args %v", d.CapabilityArgs)
+	}
+	var parsed struct {
+		Plugins []struct {
+			Args struct {
+				CNI map[string]any `json:"cni"`
+			} `json:"args"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal(d.ConfList, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range parsed.Plugins {
+		if p.Args.CNI["foo"] != "bar" {
+			t.Errorf("plugin %d args.cni = %v, want foo=bar", i, p.Args.CNI)
+		}
+	}
+	if len(d.DefaultRoute) != 1 || !d.DefaultRoute[0].Equal(net.ParseIP("10.1.0.1")) {
+		t.Errorf("default route %v", d.DefaultRoute)
+	}
+}
+
+func TestDefaultPassesRuntimeConfig(t *testing.T) {
+	rc := map[string]any{"portMappings": []any{map[string]any{"hostPort": 8080}}}
+	d := Default(pod, "cid", Network{Key: "cluster", ConfList: []byte(list)}, "eth0", rc)
+	if !d.Default || d.IfName != "eth0" || !reflect.DeepEqual(d.CapabilityArgs, rc) {
+		t.Fatalf("default delegate %+v", d)
+	}
+}
