@@ -1,0 +1,208 @@
+package attach
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/types/create"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+
+	"github.com/multinet/multinet/internal/checkpoint"
+	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/delegate"
+	"github.com/multinet/multinet/internal/plan"
+	"github.com/multinet/multinet/internal/podinfo"
+	"github.com/multinet/multinet/internal/selection"
+	"github.com/multinet/multinet/internal/status"
+)
+
+// Add attaches the default network and the pod's selected networks, and returns the default
+// network's result in the runtime's CNI version.
+func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage, error) {
+	req, err := decode(in)
+	if err != nil {
+		return nil, err
+	}
+	defer m.lock(req.ContainerID)()
+	delegates, err := m.planAdd(ctx, req)
+	if err != nil {
+		m.warn(req, status.InvalidNetworkSelection, err)
+		return nil, err
+	}
+	sb, err := m.attachAll(ctx, req, delegates)
+	if err != nil {
+		m.warn(req, status.NetworkSetupFailed, err)
+		return nil, err
+	}
+	m.publish(req, sb)
+	return defaultResult(sb, req.version)
+}
+
+// planAdd decides what to attach: the default network, then the pod's selection.
+func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, error) {
+	if req.pod.Name == "" { // not a Kubernetes pod: the default network only
+		def, err := m.clusterDefault()
+		if err != nil {
+			return nil, err
+		}
+		return []plan.Delegate{plan.Default(req.pod, req.ContainerID, def, req.IfName, req.runtime)}, nil
+	}
+	pod, err := m.Pods.Pod(ctx, req.pod.Namespace, req.pod.Name, req.pod.UID)
+	switch {
+	case errors.Is(err, podinfo.ErrStaleSandbox):
+		return nil, invalidf(types.ErrInvalidEnvironmentVariables, "pod %s: %v", req.pod, err)
+	case err != nil:
+		return nil, fmt.Errorf("pod %s: %w: %w", req.pod, ErrTryAgain, err)
+	}
+	if req.pod.UID == "" {
+		req.pod.UID = string(pod.UID)
+	}
+	def, err := m.podDefault(ctx, pod)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
+	}
+	elements, err := selection.FromAnnotations(pod.Annotations, pod.Namespace)
+	if err != nil {
+		return nil, invalidf(types.ErrInvalidNetworkConfig, "pod %s: %v", req.pod, err)
+	}
+	nets := make([]plan.Network, 0, len(elements))
+	for i := range elements {
+		n, err := m.resolveNAD(ctx, pod.Namespace, &elements[i])
+		if err != nil {
+			return nil, fmt.Errorf("pod %s: %w", req.pod, err)
+		}
+		nets = append(nets, n)
+	}
+	attachments, err := plan.Attachments(req.pod, req.ContainerID, nets, []string{req.IfName})
+	if err != nil {
+		return nil, invalidf(types.ErrInvalidNetworkConfig, "pod %s: %v", req.pod, err)
+	}
+	if err := checkDefaultRoutes(attachments); err != nil {
+		return nil, invalidf(types.ErrInvalidNetworkConfig, "pod %s: %v", req.pod, err)
+	}
+	first := plan.Default(req.pod, req.ContainerID, def, req.IfName, req.runtime)
+	return append([]plan.Delegate{first}, attachments...), nil
+}
+
+// attachAll runs each delegate with intent recorded first. On a failure everything this
+// call added is removed again, newest first, and the delegate's own error is returned.
+func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.Delegate) (*checkpoint.Sandbox, error) {
+	sb, err := m.Store.Load(req.ContainerID)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		sb = &checkpoint.Sandbox{ContainerID: req.ContainerID, Netns: req.Netns,
+			PodNamespace: req.pod.Namespace, PodName: req.pod.Name, PodUID: req.pod.UID}
+	} else if err != nil {
+		return nil, err
+	}
+	var added []string
+	success := false
+	defer func() {
+		if !success {
+			m.rollback(ctx, sb, added)
+		}
+	}()
+	for i := range delegates {
+		d := &delegates[i]
+		if j := sb.Find(d.IfName); j >= 0 && sb.Attachments[j].State == checkpoint.Added && sb.Attachments[j].Network == d.Network {
+			continue // ADD repeated by the runtime: already attached
+		}
+		added = append(added, d.IfName)
+		if err := m.attachOne(ctx, req, sb, d); err != nil {
+			return nil, fmt.Errorf("pod %s: network %q (%s): %w", req.pod, d.Network, d.IfName, err)
+		}
+	}
+	if err := m.applyDefaultRoute(req, sb, delegates); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
+	}
+	success = true
+	return sb, nil
+}
+
+// attachOne records intent, calls the delegate and records its result.
+func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sandbox, d *plan.Delegate) error {
+	att := checkpoint.Attachment{Network: d.Network, Default: d.Default, IfName: d.IfName,
+		ConfList: d.ConfList, Args: d.Args, CapabilityArgs: d.CapabilityArgs, State: checkpoint.Adding}
+	if len(d.DefaultRoute) > 0 {
+		att.Meta = map[string]string{"default-route": d.DefaultRoute[0].String()}
+	}
+	i := sb.Find(d.IfName)
+	if i < 0 {
+		sb.Attachments = append(sb.Attachments, att)
+		i = len(sb.Attachments) - 1
+	} else {
+		sb.Attachments[i] = att
+	}
+	if err := m.Store.Save(sb); err != nil {
+		return err
+	}
+	res, err := m.Delegates.Add(ctx, invocation(sb, &sb.Attachments[i]))
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	sb.Attachments[i].Result, sb.Attachments[i].State = raw, checkpoint.Added
+	m.Log.Info("attached", "pod", req.pod.String(), "network", d.Network, "ifname", d.IfName,
+		"containerID", req.ContainerID)
+	return m.Store.Save(sb)
+}
+
+// rollback DELs the attachments this ADD made, newest first, and drops them from the record.
+func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string) {
+	for i := len(ifnames) - 1; i >= 0; i-- {
+		if err := m.detachOne(ctx, sb, ifnames[i]); err != nil {
+			m.Log.Error("rollback failed; the next DEL or GC retries it", "containerID", sb.ContainerID,
+				"ifname", ifnames[i], "err", err)
+			return
+		}
+	}
+	if len(sb.Attachments) == 0 {
+		if err := m.Store.Remove(sb.ContainerID); err != nil {
+			m.Log.Error("remove checkpoint", "containerID", sb.ContainerID, "err", err)
+		}
+	}
+}
+
+func invocation(sb *checkpoint.Sandbox, a *checkpoint.Attachment) *delegate.Invocation {
+	return &delegate.Invocation{ConfList: a.ConfList, ContainerID: sb.ContainerID, Netns: sb.Netns,
+		IfName: a.IfName, Args: a.Args, CapabilityArgs: a.CapabilityArgs}
+}
+
+// defaultResult is the default network's result, converted to the runtime's version.
+func defaultResult(sb *checkpoint.Sandbox, version string) (json.RawMessage, error) {
+	for _, a := range sb.Attachments {
+		if !a.Default {
+			continue
+		}
+		res, err := create.CreateFromBytes(a.Result)
+		if err != nil {
+			return nil, fmt.Errorf("default network %q result: %w", a.Network, err)
+		}
+		if version == "" {
+			version = res.Version()
+		}
+		conv, err := res.GetAsVersion(version)
+		if err != nil {
+			return nil, fmt.Errorf("default network %q result as CNI %s: %w", a.Network, version, err)
+		}
+		return json.Marshal(conv)
+	}
+	return nil, errors.New("no default network attached")
+}
+
+func (m *Manager) warn(req *request, reason string, err error) {
+	m.Log.Error("CNI "+req.Command+" failed", "pod", req.pod.String(), "containerID", req.ContainerID,
+		"reason", reason, "err", err)
+	if req.pod.Name != "" {
+		m.Events.Warning(podRef(req.pod), reason, err.Error())
+	}
+}
+
+func podRef(p plan.Pod) status.PodRef {
+	return status.PodRef{Namespace: p.Namespace, Name: p.Name, UID: k8stypes.UID(p.UID)}
+}

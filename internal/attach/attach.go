@@ -1,0 +1,104 @@
+// Package attach attaches and detaches the networks of pod sandboxes: it is the daemon's ADD,
+// DEL, CHECK, GC and STATUS. The ADD path reads pod info, parses the selection, resolves the
+// NADs, plans the delegates, and for each one records intent in the checkpoint, calls it and
+// records the result; DEL works from the checkpoint alone.
+package attach
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/multinet/multinet/internal/checkpoint"
+	"github.com/multinet/multinet/internal/delegate"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/multinet/multinet/internal/status"
+)
+
+// PodSource finds pods and NADs (an informer cache in the daemon).
+type PodSource interface {
+	Pod(ctx context.Context, namespace, name, uid string) (*corev1.Pod, error)
+	NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error)
+}
+
+// Delegates runs the real plugins.
+type Delegates interface {
+	Add(ctx context.Context, inv *delegate.Invocation) (types.Result, error)
+	Del(ctx context.Context, inv *delegate.Invocation) error
+	Check(ctx context.Context, inv *delegate.Invocation) error
+	GC(ctx context.Context, confList []byte, valid []types.GCAttachment) error
+	Status(ctx context.Context, confList []byte) error
+}
+
+// StatusWriter publishes the network-status annotation without blocking.
+type StatusWriter interface {
+	Set(pod status.PodRef, value string)
+}
+
+// RouteSetter moves a sandbox's default route onto a secondary interface.
+type RouteSetter interface {
+	MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error
+}
+
+// Config is what the node's operator chose.
+type Config struct {
+	ConfDir          string   // CNI conf dir: where the cluster default network is found
+	DefaultNetwork   string   // name of the default network in ConfDir, or a file path; empty: auto-detect
+	OwnConfName      string   // multinet's own conflist file name in ConfDir, skipped by auto-detection
+	GlobalNamespaces []string // namespaces whose NADs any pod may use
+}
+
+// Deps are the manager's edges.
+type Deps struct {
+	Pods      PodSource
+	Delegates Delegates
+	Store     *checkpoint.Store
+	Status    StatusWriter
+	Events    status.EventRecorder
+	Routes    RouteSetter
+	Log       *slog.Logger
+}
+
+// Manager serves the CNI verbs.
+type Manager struct {
+	cfg Config
+	Deps
+
+	mu    sync.Mutex
+	locks map[string]*sandboxLock
+}
+
+// New wires a manager.
+func New(cfg Config, deps Deps) *Manager {
+	return &Manager{cfg: cfg, Deps: deps, locks: map[string]*sandboxLock{}}
+}
+
+type sandboxLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock serialises all work on one sandbox; the returned func unlocks.
+func (m *Manager) lock(containerID string) func() {
+	m.mu.Lock()
+	l := m.locks[containerID]
+	if l == nil {
+		l = &sandboxLock{}
+		m.locks[containerID] = l
+	}
+	l.users++
+	m.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		m.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(m.locks, containerID)
+		}
+		m.mu.Unlock()
+	}
+}

@@ -1,0 +1,80 @@
+package attach
+
+import (
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/types/create"
+
+	"github.com/multinet/multinet/internal/checkpoint"
+	"github.com/multinet/multinet/internal/plan"
+	"github.com/multinet/multinet/internal/status"
+)
+
+// checkDefaultRoutes allows at most one attachment to take the pod's default route.
+func checkDefaultRoutes(ds []plan.Delegate) error {
+	var first string
+	for _, d := range ds {
+		if len(d.DefaultRoute) == 0 {
+			continue
+		}
+		if first != "" {
+			return fmt.Errorf("networks %q and %q both ask for the default route", first, d.Network)
+		}
+		first = d.Network
+	}
+	return nil
+}
+
+// applyDefaultRoute moves the default route to the attachment that asked for it.
+func (m *Manager) applyDefaultRoute(req *request, sb *checkpoint.Sandbox, ds []plan.Delegate) error {
+	for _, d := range ds {
+		if len(d.DefaultRoute) == 0 {
+			continue
+		}
+		if m.Routes == nil {
+			return fmt.Errorf("network %q: default-route is not supported by this daemon", d.Network)
+		}
+		if err := m.Routes.MoveDefaultRoute(sb.Netns, d.IfName, d.DefaultRoute[0]); err != nil {
+			return fmt.Errorf("network %q (%s): default route via %s: %w", d.Network, d.IfName, d.DefaultRoute[0], err)
+		}
+	}
+	return nil
+}
+
+// publish queues the pod's network-status annotation; it never blocks the ADD.
+func (m *Manager) publish(req *request, sb *checkpoint.Sandbox) {
+	if req.pod.Name == "" {
+		return
+	}
+	value, err := networkStatus(sb)
+	if err != nil {
+		m.warn(req, status.NetworkStatusFailed, err)
+		return
+	}
+	m.Status.Set(podRef(req.pod), value)
+}
+
+// networkStatus renders the annotation from the recorded results, in attachment order.
+func networkStatus(sb *checkpoint.Sandbox) (string, error) {
+	moved := false
+	for _, a := range sb.Attachments {
+		moved = moved || a.Meta["default-route"] != ""
+	}
+	nets := make([]status.Network, 0, len(sb.Attachments))
+	for _, a := range sb.Attachments {
+		if a.State != checkpoint.Added {
+			continue
+		}
+		res, err := create.CreateFromBytes(a.Result)
+		if err != nil {
+			return "", fmt.Errorf("network %q result: %w", a.Network, err)
+		}
+		def := a.Meta["default-route"] != "" || (a.Default && !moved)
+		nets = append(nets, status.Network{Name: a.Network, IfName: a.IfName, Default: def, Result: res})
+	}
+	list, err := status.Build(nets)
+	if err != nil {
+		return "", err
+	}
+	return status.Marshal(list)
+}

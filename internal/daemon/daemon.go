@@ -1,0 +1,162 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/multinet/multinet/internal/attach"
+	"github.com/multinet/multinet/internal/checkpoint"
+	"github.com/multinet/multinet/internal/delegate"
+	"github.com/multinet/multinet/internal/install"
+	"github.com/multinet/multinet/internal/metrics"
+	"github.com/multinet/multinet/internal/podinfo"
+	"github.com/multinet/multinet/internal/routes"
+	"github.com/multinet/multinet/internal/server"
+	"github.com/multinet/multinet/internal/status"
+)
+
+// Run serves until ctx ends. It returns an error only for what stops the daemon from starting.
+func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	m := metrics.New()
+	cfg, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.Wrap(m.CountingTransport)
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	nads, err := nadclient.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("NetworkAttachmentDefinition client: %w", err)
+	}
+	store, err := checkpoint.Open(filepath.Join(o.StateDir, "checkpoints"))
+	if err != nil {
+		return err
+	}
+	if o.ShimSource != "" {
+		if err := install.Shim(o.ShimSource, o.CNIBinDir); err != nil {
+			return err
+		}
+	}
+	if o.MetricsAddress != "" {
+		go serveMetrics(ctx, o.MetricsAddress, m.Handler(), log)
+	}
+	pods := podinfo.New(client, nads, o.NodeName)
+	if err := pods.Start(ctx); err != nil {
+		return err
+	}
+	patcher := status.NewPatcher(client, log)
+	go patcher.Run(ctx)
+	events, stopEvents := status.NewEventRecorder(client, o.NodeName)
+	defer stopEvents()
+	mgr := attach.New(attach.Config{ConfDir: o.CNIConfDir, DefaultNetwork: o.DefaultNetwork,
+		OwnConfName: install.ConfName, GlobalNamespaces: o.GlobalNamespaces}, attach.Deps{
+		Pods:      pods,
+		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
+		Store:     store, Status: patcher, Events: events, Routes: routeSetter{}, Log: log,
+	})
+	return serve(ctx, o, mgr, m, log)
+}
+
+// serve listens on the shim socket, declares readiness (writing the conflist), sweeps
+// periodically and stops gracefully with ctx.
+func serve(ctx context.Context, o Options, mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) error {
+	l, err := server.Listen(o.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: server.New(mgr, attach.ToCNI, m.ObserveCNI, o.RequestTimeout.Duration, log),
+		ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	if o.WriteConflist {
+		if err := writeConflist(o); err != nil {
+			log.Error("multinet conflist not written; pods keep using the cluster network alone until it is", "err", err)
+		}
+	}
+	m.SetReady(true)
+	log.Info("multinetd ready", "node", o.NodeName, "socket", o.Socket, "stateDir", o.StateDir)
+	tick := time.NewTicker(o.SweepInterval.Duration)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if err := mgr.Sweep(ctx); err != nil {
+				log.Warn("sweep", "err", err)
+			}
+		case err := <-errc:
+			return fmt.Errorf("socket server: %w", err)
+		case <-ctx.Done():
+			m.SetReady(false)
+			shut, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return srv.Shutdown(shut)
+		}
+	}
+}
+
+// writeConflist installs multinet's conflist in the default network's CNI version.
+func writeConflist(o Options) error {
+	def, err := attach.DetectDefault(o.CNIConfDir, install.ConfName)
+	version := ""
+	if o.DefaultNetwork == "" && err != nil {
+		return err
+	}
+	if err == nil {
+		if list, perr := libcni.ConfListFromBytes(def.ConfList); perr == nil {
+			version = list.CNIVersion
+		}
+	}
+	_, err = install.Conflist(o.CNIConfDir, version, o.Socket)
+	return err
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes credentials (use --kubeconfig outside a cluster): %w", err)
+	}
+	cfg.UserAgent = "multinetd"
+	cfg.QPS, cfg.Burst = 50, 100
+	return cfg, nil
+}
+
+func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("metrics listener", "address", addr, "err", err)
+	}
+}
+
+// routeSetter adapts the routes package to the manager.
+type routeSetter struct{}
+
+func (routeSetter) MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error {
+	return routes.MoveDefaultRoute(netnsPath, ifname, gw)
+}
+

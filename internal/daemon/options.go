@@ -1,0 +1,138 @@
+// Package daemon wires multinetd: Kubernetes clients and caches, the checkpoint store, the
+// delegate runner, the attach manager, the shim socket, metrics, and the node installation
+// of the shim and its conflist.
+package daemon
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/multinet/multinet/internal/cniapi"
+)
+
+// Options are multinetd's settings: flags, or the same keys in a YAML/JSON config file.
+type Options struct {
+	Kubeconfig       string          `json:"kubeconfig,omitempty"`
+	NodeName         string          `json:"nodeName,omitempty"`
+	CNIConfDir       string          `json:"cniConfDir,omitempty"`
+	CNIBinDir        string          `json:"cniBinDir,omitempty"`
+	Socket           string          `json:"socket,omitempty"`
+	StateDir         string          `json:"stateDir,omitempty"`
+	GlobalNamespaces []string        `json:"globalNamespaces,omitempty"`
+	DefaultNetwork   string          `json:"defaultNetwork,omitempty"`
+	ShimSource       string          `json:"shimSource,omitempty"`
+	MetricsAddress   string          `json:"metricsAddress,omitempty"`
+	MaxParallel      int             `json:"maxParallel,omitempty"`
+	SweepInterval    metav1.Duration `json:"sweepInterval,omitempty"`
+	RequestTimeout   metav1.Duration `json:"requestTimeout,omitempty"`
+	WriteConflist    bool            `json:"writeConflist,omitempty"`
+	LogLevel         string          `json:"logLevel,omitempty"`
+}
+
+// Defaults are the settings a DaemonSet on a standard node needs.
+func Defaults() Options {
+	return Options{
+		CNIConfDir:     "/etc/cni/net.d",
+		CNIBinDir:      "/opt/cni/bin",
+		Socket:         cniapi.DefaultSocket,
+		StateDir:       "/var/lib/multinet",
+		MetricsAddress: "127.0.0.1:9091",
+		MaxParallel:    16,
+		SweepInterval:  metav1.Duration{Duration: time.Minute},
+		RequestTimeout: metav1.Duration{Duration: 3 * time.Minute},
+		WriteConflist:  true,
+		LogLevel:       "info",
+	}
+}
+
+// Parse reads flags (and --config FILE, whose keys the flags given on the command line override).
+func Parse(args []string) (Options, error) {
+	o := Defaults()
+	fs := flag.NewFlagSet("multinetd", flag.ContinueOnError)
+	config := fs.String("config", "", "YAML or JSON file with the settings below (keys: nodeName, cniConfDir, ...); command-line flags win")
+	globals := fs.String("global-namespaces", "", "comma-separated namespaces whose NetworkAttachmentDefinitions any pod may use")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; empty: in-cluster ServiceAccount credentials")
+	fs.StringVar(&o.NodeName, "node-name", "", "this node's name (default: $NODE_NAME, else the hostname)")
+	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "CNI conf dir: the cluster network's conf is found here and multinet's conflist written here")
+	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "CNI bin dir: delegate plugins are run from here and the shim installed here")
+	fs.StringVar(&o.Socket, "socket", o.Socket, "unix socket the shim talks to")
+	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "where checkpoints and the delegates' result cache are kept")
+	fs.StringVar(&o.DefaultNetwork, "default-network", "", "cluster default network: a network name in --cni-conf-dir or a conf file path; empty: the first other conf in --cni-conf-dir")
+	fs.StringVar(&o.ShimSource, "shim-source", "", "install this shim binary into --cni-bin-dir at start (atomically)")
+	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "address for /metrics, /healthz and /readyz; empty disables")
+	fs.IntVar(&o.MaxParallel, "max-parallel", o.MaxParallel, "delegate plugin chains run at once")
+	fs.DurationVar(&o.SweepInterval.Duration, "sweep-interval", o.SweepInterval.Duration, "how often sandboxes whose netns is gone are cleaned up")
+	fs.DurationVar(&o.RequestTimeout.Duration, "request-timeout", o.RequestTimeout.Duration, "time limit of one CNI request")
+	fs.BoolVar(&o.WriteConflist, "write-conflist", o.WriteConflist, "write multinet's conflist into --cni-conf-dir once ready")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *config != "" {
+		if err := o.mergeFile(*config, fs); err != nil {
+			return o, err
+		}
+	}
+	if *globals != "" {
+		o.GlobalNamespaces = splitList(*globals)
+	}
+	return o, o.complete()
+}
+
+// mergeFile applies the file's settings, then re-applies the flags set on the command line.
+func (o *Options) mergeFile(path string, fs *flag.FlagSet) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, o); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	var errs []error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "config" {
+			errs = append(errs, fs.Set(f.Name, f.Value.String()))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func (o *Options) complete() error {
+	if o.NodeName == "" {
+		o.NodeName = os.Getenv("NODE_NAME")
+	}
+	if o.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--node-name not set and no hostname: %w", err)
+		}
+		o.NodeName = h
+	}
+	if o.MaxParallel < 1 {
+		return fmt.Errorf("--max-parallel must be at least 1, got %d", o.MaxParallel)
+	}
+	if o.SweepInterval.Duration <= 0 || o.RequestTimeout.Duration <= 0 {
+		return errors.New("--sweep-interval and --request-timeout must be positive")
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

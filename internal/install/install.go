@@ -1,0 +1,77 @@
+// Package install puts multinet on a node: the shim binary into the CNI bin dir (atomically:
+// written beside, then renamed over, never copied onto a file a runtime may be executing) and
+// multinet's own conflist into the CNI conf dir. The conflist is written once the daemon is
+// ready and is left in place when the daemon stops, so kubelet never falls back to the
+// cluster network alone while multinetd restarts.
+package install
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ConfName is multinet's conflist file; "00-" sorts it before the cluster network's conf.
+const ConfName = "00-multinet.conflist"
+
+// Shim copies the shim binary src to binDir/multinet unless an identical one is there.
+func Shim(src, binDir string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("read shim binary: %w", err)
+	}
+	return writeAtomic(filepath.Join(binDir, "multinet"), data, 0o755)
+}
+
+// Conflist writes multinet's conflist pointing the shim at socket, in the CNI version the
+// cluster default network uses (so every runtime that runs the default network runs this).
+func Conflist(confDir, cniVersion, socket string) (string, error) {
+	if cniVersion == "" {
+		cniVersion = "1.0.0"
+	}
+	conf := map[string]any{
+		"cniVersion": cniVersion,
+		"name":       "multinet",
+		"plugins": []any{map[string]any{
+			"type":         "multinet",
+			"socket":       socket,
+			"capabilities": map[string]bool{"portMappings": true, "bandwidth": true, "ips": true, "mac": true},
+		}},
+	}
+	data, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(confDir, ConfName)
+	return path, writeAtomic(path, append(data, '\n'), 0o644)
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("install %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	_, werr := tmp.Write(data)
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if werr != nil || serr != nil || cerr != nil {
+		return fmt.Errorf("install %s: write %v, sync %v, close %v", path, werr, serr, cerr)
+	}
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
+		return fmt.Errorf("install %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("install %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package metrics holds the daemon's Prometheus metrics and serves /metrics, /healthz and
+// /readyz.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the daemon's instruments.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	api      *prometheus.CounterVec
+	ready    atomic.Bool
+}
+
+// New registers the instruments on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "multinet_cni_requests_total", Help: "CNI requests served, by command and result.",
+		}, []string{"command", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "multinet_cni_request_duration_seconds", Help: "Time to serve a CNI request.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"command"}),
+		api: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "multinet_api_requests_total", Help: "Requests the daemon made to the Kubernetes API, by method and status code.",
+		}, []string{"method", "code"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.api,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveCNI records one served request.
+func (m *Metrics) ObserveCNI(command string, took time.Duration, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.requests.WithLabelValues(command, result).Inc()
+	m.duration.WithLabelValues(command).Observe(took.Seconds())
+}
+
+// SetReady flips /readyz.
+func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }
+
+// CountingTransport wraps a client-go transport so every API request is counted.
+func (m *Metrics) CountingTransport(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(r)
+		code := "error"
+		if err == nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		m.api.WithLabelValues(r.Method, code).Inc()
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Handler serves /metrics, /healthz and /readyz.
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !m.ready.Load() {
+			http.Error(w, "not ready: caches not synced or socket not listening", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
