@@ -271,7 +271,7 @@ func (c *ControlPlane) KubeconfigFor(t testing.TB, token string) string {
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	f.Close()
+	_ = f.Close() // only its unique name is needed
 	if err := c.writeKubeconfig(f.Name(), token); err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
@@ -329,7 +329,7 @@ func get(client *http.Client, url, token string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // the body has been read
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", url, err)

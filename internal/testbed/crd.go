@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,9 +28,13 @@ func installCRDs(ctx context.Context, config *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	files, err := filepath.Glob(filepath.Join(root, "deploy", "crds", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRD manifests in %s (%v)", filepath.Join(root, "deploy", "crds"), err)
+	dir := filepath.Join(root, "deploy", "crds")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return fmt.Errorf("listing CRD manifests: %w", err)
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no CRD manifests in %s", dir)
 	}
 	client, err := dynamic.NewForConfig(config)
 	if err != nil {
@@ -88,9 +93,12 @@ func waitEstablished(ctx context.Context, crds dynamic.NamespaceableResourceInte
 		if err == nil && established(obj) {
 			return nil
 		}
+		if err == nil {
+			err = errors.New("condition Established is not True")
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("CRD %s not established: %w (last get: %v)", name, ctx.Err(), err)
+			return fmt.Errorf("CRD %s not established: %w: %w", name, ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -34,13 +34,13 @@ func startProcess(name, bin, logPath string, args ...string) (*process, error) {
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := launch(cmd); err != nil {
-		logFile.Close()
+		_ = logFile.Close()
 		return nil, fmt.Errorf("%s: starting %s: %w", name, bin, err)
 	}
 	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
-		_ = cmd.Wait() // the exit status of a killed component tells nothing
-		logFile.Close()
+		_ = cmd.Wait()      // the exit status of a killed component tells nothing
+		_ = logFile.Close() // nothing writes to it any more
 		close(p.done)
 	}()
 	return p, nil
@@ -112,7 +112,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only the port number was wanted
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -126,7 +126,7 @@ func waitReady(p *process, timeout time.Duration, ready func() error) error {
 			return nil
 		}
 		if p.exited() {
-			return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, err, p.logTail(30))
+			return fmt.Errorf("%s exited before it was ready (%w)\n%s", p.name, err, p.logTail(30))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after %s: %w\n%s", p.name, timeout, err, p.logTail(30))

@@ -84,10 +84,10 @@ func lockTools() (unlock func(), err error) {
 		return nil, fmt.Errorf("opening the tool lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil // closing releases the lock
 }
 
 // moduleRoot finds the directory holding hack/tools.sh: first from this source file's path
