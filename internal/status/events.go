@@ -1,0 +1,109 @@
+package status
+
+import (
+	"crypto/rand"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+)
+
+// Reasons of the Events multinet posts on pods.
+const (
+	// ReasonAddedInterface (Normal): an interface was attached, see
+	// AddedInterfaceMessage.
+	ReasonAddedInterface = "AddedInterface"
+	// ReasonNetworkSetupFailed (Warning): a delegate ADD failed.
+	ReasonNetworkSetupFailed = "NetworkSetupFailed"
+	// ReasonNetworkTeardownFailed (Warning): a delegate DEL failed.
+	ReasonNetworkTeardownFailed = "NetworkTeardownFailed"
+	// ReasonInvalidNetworkSelection (Warning): the networks annotation or a
+	// NetworkAttachmentDefinition it names is not usable.
+	ReasonInvalidNetworkSelection = "InvalidNetworkSelection"
+	// ReasonNetworkStatusFailed (Warning): the network-status annotation
+	// could not be written.
+	ReasonNetworkStatusFailed = "NetworkStatusFailed"
+)
+
+// Component is the source component of multinet's Events.
+const Component = "multinet"
+
+// flushTimeout bounds how long stop waits for queued Events to be sent.
+const flushTimeout = 5 * time.Second
+
+// EventRecorder posts Events about pods. It never blocks on the API.
+type EventRecorder interface {
+	Warning(pod PodRef, reason, message string)
+	Normal(pod PodRef, reason, message string)
+}
+
+// NewEventRecorder returns a recorder that posts core/v1 Events for pods
+// (involvedObject kind Pod with namespace, name and uid), with source
+// component "multinet" and host node. stop sends the Events already
+// recorded (waiting at most a few seconds) and stops the recorder; call it
+// once, after the last Warning or Normal.
+func NewEventRecorder(client kubernetes.Interface, node string) (rec EventRecorder, stop func()) {
+	sink := &flushSink{
+		EventSink: &typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")},
+		marker:    "multinet-flush/" + rand.Text(), // "/" is not valid in a pod name
+		flushed:   make(chan struct{}),
+	}
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(sink)
+	r := podRecorder{b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component, Host: node})}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			r.rec.Event(&corev1.ObjectReference{Kind: "Pod", Name: sink.marker}, corev1.EventTypeNormal, "Flush", "flush")
+			select {
+			case <-sink.flushed:
+			case <-time.After(flushTimeout):
+			}
+			b.Shutdown()
+		})
+	}
+	return r, stop
+}
+
+// podRecorder adapts a client-go recorder to pods named by PodRef.
+type podRecorder struct{ rec record.EventRecorder }
+
+func (r podRecorder) Warning(pod PodRef, reason, message string) {
+	r.rec.Event(podObject(pod), corev1.EventTypeWarning, reason, message)
+}
+
+func (r podRecorder) Normal(pod PodRef, reason, message string) {
+	r.rec.Event(podObject(pod), corev1.EventTypeNormal, reason, message)
+}
+
+// podObject is the involvedObject of an Event about pod.
+func podObject(pod PodRef) *corev1.ObjectReference {
+	return &corev1.ObjectReference{
+		APIVersion: "v1",
+		Kind:       "Pod",
+		Namespace:  pod.Namespace,
+		Name:       pod.Name,
+		UID:        pod.UID,
+	}
+}
+
+// flushSink sends Events to the API, except the marker Event that stop
+// records last: Events reach the sink in order, one at a time, so seeing
+// the marker means every Event recorded before it has been sent.
+type flushSink struct {
+	record.EventSink
+	marker  string
+	flushed chan struct{}
+}
+
+func (s *flushSink) Create(e *corev1.Event) (*corev1.Event, error) {
+	if e.InvolvedObject.Name == s.marker {
+		close(s.flushed)
+		return e, nil
+	}
+	return s.EventSink.Create(e)
+}
