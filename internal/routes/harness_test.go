@@ -46,7 +46,7 @@ func buildHarness(dir string) error {
 	pluginBinary = filepath.Join(dir, "multinet-routes")
 	build := exec.Command("go", "build", "-o", pluginBinary, "../../cmd/multinet-routes")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build multinet-routes: %v: %s", err, out)
+		return fmt.Errorf("build multinet-routes: %w: %s", err, out)
 	}
 	tools := exec.Command("../../hack/tools.sh", "cni")
 	tools.Stderr = os.Stderr
@@ -126,7 +126,7 @@ func veth(t testing.TB, ns1, if1 string, addrs1 []string, ns2, if2 string, addrs
 func ping(netns, addr string) error {
 	out, err := shErr(netns, "ping", "-c1", "-W1", addr)
 	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v: %s", addr, netns, err, out)
+		return fmt.Errorf("ping %s from %s: %w: %s", addr, netns, err, out)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type applyOptions struct {
 // without arguments). It returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "apply" {
-		fmt.Fprintf(stderr, "usage: multinet-routes apply [--config FILE] [--interface IF] [--dry-run|--noop] [--wait DURATION]\n"+
+		_, _ = fmt.Fprintf(stderr, "usage: multinet-routes apply [--config FILE] [--interface IF] [--dry-run|--noop] [--wait DURATION]\n"+
 			"without arguments multinet-routes runs as a CNI plugin\n")
 		return ExitUsage
 	}
@@ -47,7 +47,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	if err := runApply(ctx, opts, stdout); err != nil {
-		fmt.Fprintf(stderr, "multinet-routes apply: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "multinet-routes apply: %v\n", err)
 		return ExitError
 	}
 	return ExitOK
@@ -66,13 +66,37 @@ func parseApplyFlags(args []string, stderr io.Writer) (applyOptions, error) {
 		return o, err
 	}
 	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", flags.Args())
+		_, _ = fmt.Fprintf(stderr, "unexpected arguments: %v\n", flags.Args())
 		return o, errors.New("unexpected arguments")
 	}
 	return o, nil
 }
 
-func runApply(ctx context.Context, o applyOptions, out io.Writer) error {
+// printer writes report lines and keeps the first write error.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
+
+func runApply(ctx context.Context, o applyOptions, w io.Writer) error {
+	out := &printer{w: w}
+	err := applyFromConfig(ctx, o, out)
+	if err != nil {
+		return err
+	}
+	if out.err != nil {
+		return fmt.Errorf("write report: %w", out.err)
+	}
+	return nil
+}
+
+func applyFromConfig(ctx context.Context, o applyOptions, out *printer) error {
 	file, data, err := readConfig(o.config)
 	if err != nil {
 		return err
@@ -92,13 +116,13 @@ func runApply(ctx context.Context, o applyOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "config %s, interface %s, addresses %v\n", file, ifname, addrs)
+	out.printf("config %s, interface %s, addresses %v\n", file, ifname, addrs)
 	plan, err := PlanSubnetGroups(groups, addrs)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", file, err)
 	}
 	if len(plan) == 0 {
-		fmt.Fprintf(out, "no subnet of the config contains an address of %s: nothing to do\n", ifname)
+		out.printf("no subnet of the config contains an address of %s: nothing to do\n", ifname)
 		return nil
 	}
 	wants := make([]Want, 0, len(plan))
@@ -110,7 +134,7 @@ func runApply(ctx context.Context, o applyOptions, out io.Writer) error {
 	}
 	outs, err := EnsureRoutes(link, wants)
 	for _, o := range outs {
-		fmt.Fprintf(out, "%s dev %s\n", o, ifname)
+		out.printf("%s dev %s\n", o, ifname)
 	}
 	return err
 }
@@ -155,7 +179,7 @@ func waitForAddrs(ctx context.Context, link netlink.Link, wait time.Duration) ([
 	}
 }
 
-func printPlan(out io.Writer, link netlink.Link, wants []Want) error {
+func printPlan(out *printer, link netlink.Link, wants []Want) error {
 	existing, err := tableRoutes(unix.RT_TABLE_MAIN)
 	if err != nil {
 		return err
@@ -167,7 +191,7 @@ func printPlan(out io.Writer, link netlink.Link, wants []Want) error {
 				verb = "present"
 			}
 		}
-		fmt.Fprintf(out, "%s %s via %s dev %s\n", verb, w.Dst, w.GW, link.Attrs().Name)
+		out.printf("%s %s via %s dev %s\n", verb, w.Dst, w.GW, link.Attrs().Name)
 	}
 	return nil
 }
