@@ -29,12 +29,12 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 	defer m.lock(req.ContainerID)()
 	delegates, err := m.planAdd(ctx, req)
 	if err != nil {
-		m.warn(req, status.InvalidNetworkSelection, err)
+		m.warn(req, status.ReasonInvalidNetworkSelection, err)
 		return nil, err
 	}
 	sb, err := m.attachAll(ctx, req, delegates)
 	if err != nil {
-		m.warn(req, status.NetworkSetupFailed, err)
+		m.warn(req, status.ReasonNetworkSetupFailed, err)
 		return nil, err
 	}
 	m.publish(req, sb)

@@ -13,9 +13,9 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/delegate"
-	"github.com/containernetworking/cni/pkg/types"
 	"github.com/multinet/multinet/internal/status"
 )
 
@@ -54,13 +54,13 @@ type Config struct {
 
 // Deps are the manager's edges.
 type Deps struct {
-	Pods      PodSource
-	Delegates Delegates
-	Store     *checkpoint.Store
-	Status    StatusWriter
-	Events    status.EventRecorder
-	Routes    RouteSetter
-	Log       *slog.Logger
+	Pods        PodSource
+	Delegates   Delegates
+	Store       *checkpoint.Store
+	Annotations StatusWriter
+	Events      status.EventRecorder
+	Routes      RouteSetter
+	Log         *slog.Logger
 }
 
 // Manager serves the CNI verbs.

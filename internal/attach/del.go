@@ -22,7 +22,7 @@ func (m *Manager) Del(ctx context.Context, in *cniapi.Request) error {
 	}
 	defer m.lock(req.ContainerID)()
 	if err := m.delSandbox(ctx, req.ContainerID, req.Netns); err != nil {
-		m.warn(req, status.NetworkTeardownFailed, err)
+		m.warn(req, status.ReasonNetworkTeardownFailed, err)
 		return err
 	}
 	return nil

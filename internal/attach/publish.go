@@ -48,10 +48,10 @@ func (m *Manager) publish(req *request, sb *checkpoint.Sandbox) {
 	}
 	value, err := networkStatus(sb)
 	if err != nil {
-		m.warn(req, status.NetworkStatusFailed, err)
+		m.warn(req, status.ReasonNetworkStatusFailed, err)
 		return
 	}
-	m.Status.Set(podRef(req.pod), value)
+	m.Annotations.Set(podRef(req.pod), value)
 }
 
 // networkStatus renders the annotation from the recorded results, in attachment order.

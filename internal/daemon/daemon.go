@@ -67,7 +67,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		OwnConfName: install.ConfName, GlobalNamespaces: o.GlobalNamespaces}, attach.Deps{
 		Pods:      pods,
 		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
-		Store:     store, Status: patcher, Events: events, Routes: routeSetter{}, Log: log,
+		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 	})
 	return serve(ctx, o, mgr, m, log)
 }
@@ -159,4 +159,3 @@ type routeSetter struct{}
 func (routeSetter) MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error {
 	return routes.MoveDefaultRoute(netnsPath, ifname, gw)
 }
-

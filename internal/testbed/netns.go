@@ -1,6 +1,8 @@
 package testbed
 
 import (
+	"errors"
+	"os"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -8,7 +10,8 @@ import (
 )
 
 // NewNetNS creates a named network namespace standing in for a pod sandbox, and closes and
-// unmounts it in t.Cleanup. It needs root.
+// unmounts it in t.Cleanup (unless the test removed it already, as a runtime does when a
+// sandbox goes). It needs root.
 func NewNetNS(t testing.TB) ns.NetNS {
 	t.Helper()
 	netns, err := testutils.NewNS()
@@ -17,6 +20,9 @@ func NewNetNS(t testing.TB) ns.NetNS {
 	}
 	t.Cleanup(func() {
 		path := netns.Path()
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return
+		}
 		if err := netns.Close(); err != nil {
 			t.Errorf("testbed: closing netns %s: %v", path, err)
 		}

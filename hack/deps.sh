@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the demo use, if they are missing.
+set -euo pipefail
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "[deps] installing ${need[*]} with apt-get" >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "[deps] need root to install ${need[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "[deps] Go is required (https://go.dev/dl), found none on PATH" >&2; exit 1; }

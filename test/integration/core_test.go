@@ -1,0 +1,179 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/multinet/multinet/internal/testbed"
+)
+
+const networks = "k8s.v1.cni.cncf.io/networks"
+
+// bridgeNAD is a NAD config for a bridge network with host-local IPAM in the node's ipam dir.
+func (n *node) bridgeNAD(name, bridge, subnet string) string {
+	return fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"bridge","bridge":%q,"ipMasq":false,"isGateway":false,
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, name, bridge, n.ipamDir, subnet)
+}
+
+// macvlanNAD is a NAD config for macvlan (bridge mode) on master, host-local IPAM.
+func (n *node) macvlanNAD(name, master, subnet string) string {
+	return fmt.Sprintf(`{"cniVersion":"0.4.0","name":%q,"type":"macvlan","master":%q,"mode":"bridge",
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, name, master, n.ipamDir, subnet)
+}
+
+// masterLink creates a link on the host for macvlan to sit on (a bridge: this kernel has no dummy), removed at cleanup.
+func masterLink(t *testing.T, name string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "link", "add", name, "type", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add %s: %v %s", name, err, out)
+	}
+	t.Cleanup(func() { deleteLink(name) })
+	if out, err := exec.Command("ip", "link", "set", name, "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set %s up: %v %s", name, err, out)
+	}
+}
+
+// env is one test's world: the shared control plane, a namespace, a node.
+type env struct {
+	*node
+	ns string
+}
+
+func newEnv(t *testing.T, cp *testbed.ControlPlane) *env {
+	t.Helper()
+	n := newNode(t, cp)
+	ns := "t-" + n.id
+	cp.CreateNamespace(t, ns)
+	return &env{node: n, ns: ns}
+}
+
+// threeNetworks creates a bridge, a second bridge and a macvlan NAD in the env's namespace.
+func (e *env) threeNetworks(t *testing.T) {
+	t.Helper()
+	for _, br := range []string{"mnb", "mnd", "mnm"} {
+		t.Cleanup(func() { deleteLink(br + e.id) })
+	}
+	masterLink(t, "mnm"+e.id)
+	e.cp.CreateNAD(t, e.ns, "blue", e.bridgeNAD("blue", "mnb"+e.id, "10.10.1.0/24"))
+	e.cp.CreateNAD(t, e.ns, "green", e.bridgeNAD("green", "mnd"+e.id, "10.10.2.0/24"))
+	e.cp.CreateNAD(t, e.ns, "red", e.macvlanNAD("red", "mnm"+e.id, "10.10.3.0/24"))
+}
+
+func TestCore(t *testing.T) {
+	testbed.RequireRoot(t)
+	cp := testbed.StartControlPlane(t)
+	t.Run("ZeroOneThreeNetworksWithTraffic", func(t *testing.T) { testZeroOneThree(t, cp) })
+	cp.CreateNamespace(t, "global")
+	for _, c := range []struct {
+		name string
+		f    func(*testing.T, *testbed.ControlPlane)
+	}{
+		{"ExplicitInterfaceNamesAndJSONFields", testExplicitNames},
+		{"NamespaceIsolationDenied", testNamespaceIsolation},
+		{"TraversalTypeRejected", testTraversalTypeRejected},
+		{"DelAfterNADDeleted", testDelAfterNADDeleted},
+		{"DelAfterPodDeleted", testDelAfterPodDeleted},
+		{"DelWithNetnsRemoved", testDelWithNetnsRemoved},
+		{"DelTwice", testDelTwice},
+		{"CheckDetectsRemovedInterface", testCheckDetectsRemovedInterface},
+		{"FailingThirdDelegateRollsBack", testFailingThirdDelegateRollsBack},
+		{"DaemonDownIsRetriable", testDaemonDownIsRetriable},
+		{"DelWithAPIServerStopped", testDelWithAPIServerStopped},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
+	}
+}
+
+func testZeroOneThree(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	cases := []struct {
+		annotation string
+		want       []string
+	}{
+		{"", []string{"eth0"}},
+		{"blue", []string{"eth0", "net1"}},
+		{`[{"name":"blue"},{"name":"green","namespace":"` + e.ns + `"},{"name":"red"}]`, []string{"eth0", "net1", "net2", "net3"}},
+	}
+	for i, c := range cases {
+		ann := map[string]string{}
+		if c.annotation != "" {
+			ann[networks] = c.annotation
+		}
+		a := e.newSandbox(t, e.ns, fmt.Sprintf("a%d", i), ann)
+		b := e.newSandbox(t, e.ns, fmt.Sprintf("b%d", i), ann)
+		res := e.mustAdd(t, a)
+		e.mustAdd(t, b)
+		if got := links(t, a.netns); !reflect.DeepEqual(got, c.want) {
+			t.Fatalf("%d networks: pod interfaces %v, want %v", len(c.want)-1, got, c.want)
+		}
+		r, err := types100.GetResult(res)
+		if err != nil || len(r.IPs) != 1 || !strings.HasPrefix(r.IPs[0].Address.IP.String(), "10.244.0.") {
+			t.Fatalf("result returned to the runtime is not the cluster network's: %v %v", res, err)
+		}
+		for _, ifname := range c.want {
+			if err := ping(t, a.netns, ipv4(t, b.netns, ifname)); err != nil {
+				t.Fatalf("over %s: %v", ifname, err)
+			}
+		}
+		st := e.networkStatus(t, a, len(c.want))
+		if st[0].Name != "cluster" || !st[0].Default || st[0].Interface != "eth0" {
+			t.Errorf("network-status[0] = %+v, want the default cluster network on eth0", st[0])
+		}
+		for j := 1; j < len(st); j++ {
+			if st[j].Interface != c.want[j] || st[j].Default || len(st[j].IPs) != 1 || st[j].Mac == "" {
+				t.Errorf("network-status[%d] = %+v", j, st[j])
+			}
+			if st[j].IPs[0] != ipv4(t, a.netns, c.want[j]).String() {
+				t.Errorf("network-status[%d] ips %v, interface has %s", j, st[j].IPs, ipv4(t, a.netns, c.want[j]))
+			}
+		}
+		e.mustDel(t, a)
+		e.mustDel(t, b)
+	}
+	if got := allocations(t, e.ipamDir); len(got) != 0 {
+		t.Fatalf("addresses still allocated after every DEL: %v", got)
+	}
+	if got := e.checkpoints(t); len(got) != 0 {
+		t.Fatalf("checkpoint records left after every DEL: %v", got)
+	}
+}
+
+func testExplicitNames(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	ann := `[{"name":"blue","interface":"blue0","ips":["10.10.1.77/24"],"mac":"02:11:22:33:44:55"},{"name":"green"},` +
+		`{"name":"red","interface":"net1","cni-args":{"note":"x"}}]`
+	a := e.newSandbox(t, e.ns, "named", map[string]string{networks: ann})
+	e.mustAdd(t, a)
+	if got, want := links(t, a.netns), []string{"blue0", "eth0", "net1", "net2"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("interfaces %v, want %v", got, want)
+	}
+	st := e.networkStatus(t, a, 4)
+	byIf := map[string]int{}
+	for i, s := range st {
+		byIf[s.Interface] = i
+	}
+	blue := st[byIf["blue0"]]
+	if blue.Name != e.ns+"/blue" || !slices.Equal(blue.IPs, []string{"10.10.1.77"}) || blue.Mac != "02:11:22:33:44:55" {
+		t.Errorf("requested IP/MAC not honoured: %+v", blue)
+	}
+	if st[byIf["net2"]].Name != e.ns+"/green" || st[byIf["net1"]].Name != e.ns+"/red" {
+		t.Errorf("names/interfaces: %+v", st)
+	}
+	e.mustDel(t, a)
+	pod, err := cp.Client.CoreV1().Pods(e.ns).Get(ctx(t), "named", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(pod.Annotations)
+	t.Logf("annotations after DEL: %s", raw)
+}
