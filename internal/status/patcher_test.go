@@ -46,6 +46,13 @@ func (b *logBuffer) count(msg string) int {
 	return strings.Count(b.buf.String(), `"msg":"`+msg+`"`)
 }
 
+// has reports whether any line contains s.
+func (b *logBuffer) has(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Contains(b.buf.String(), s)
+}
+
 // fastPatcher returns a Patcher with short retries, its log, and starts it
 // for the duration of the test.
 func fastPatcher(t *testing.T, client *fake.Clientset, opts ...PatcherOption) (*Patcher, *logBuffer) {
@@ -190,8 +197,8 @@ func TestPatchGivesUpOnAReplacedPod(t *testing.T) {
 	if n := len(patches(client)); n != 1 {
 		t.Errorf("patches = %d, want 1 (no retry)", n)
 	}
-	if n := logs.count("giving up on network-status"); n != 1 {
-		t.Errorf("give-up logged %d times, want once", n)
+	if n := logs.count("giving up on network-status"); n != 1 || !logs.has(reasonPodReplaced) {
+		t.Errorf("give-up logged %d times, want once with reason %q", n, reasonPodReplaced)
 	}
 }
 
@@ -205,8 +212,8 @@ func TestPatchGivesUpOnAMissingPod(t *testing.T) {
 	if n := len(patches(client)); n != 1 {
 		t.Errorf("patches = %d, want 1 (no retry)", n)
 	}
-	if n := logs.count("giving up on network-status"); n != 1 {
-		t.Errorf("give-up logged %d times, want once", n)
+	if n := logs.count("giving up on network-status"); n != 1 || !logs.has(reasonPodGone) {
+		t.Errorf("give-up logged %d times, want once with reason %q", n, reasonPodGone)
 	}
 }
 
