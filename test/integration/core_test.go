@@ -18,15 +18,15 @@ import (
 const networks = "k8s.v1.cni.cncf.io/networks"
 
 // bridgeNAD is a NAD config for a bridge network with host-local IPAM in the node's ipam dir.
-func (n *node) bridgeNAD(name, bridge, subnet string) string {
+func (n *env) bridgeNAD(name, bridge, subnet string) string {
 	return fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"bridge","bridge":%q,"ipMasq":false,"isGateway":false,
-		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, name, bridge, n.ipamDir, subnet)
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, name, bridge, n.IPAMDir, subnet)
 }
 
 // macvlanNAD is a NAD config for macvlan (bridge mode) on master, host-local IPAM.
-func (n *node) macvlanNAD(name, master, subnet string) string {
+func (n *env) macvlanNAD(name, master, subnet string) string {
 	return fmt.Sprintf(`{"cniVersion":"0.4.0","name":%q,"type":"macvlan","master":%q,"mode":"bridge",
-		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, name, master, n.ipamDir, subnet)
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, name, master, n.IPAMDir, subnet)
 }
 
 // masterLink creates a link on the host for macvlan to sit on (a bridge: this kernel has no dummy), removed at cleanup.
@@ -35,7 +35,7 @@ func masterLink(t *testing.T, name string) {
 	if out, err := exec.Command("ip", "link", "add", name, "type", "bridge").CombinedOutput(); err != nil {
 		t.Fatalf("ip link add %s: %v %s", name, err, out)
 	}
-	t.Cleanup(func() { deleteLink(name) })
+	t.Cleanup(func() { testbed.DeleteLink(name) })
 	if out, err := exec.Command("ip", "link", "set", name, "up").CombinedOutput(); err != nil {
 		t.Fatalf("ip link set %s up: %v %s", name, err, out)
 	}
@@ -43,28 +43,28 @@ func masterLink(t *testing.T, name string) {
 
 // env is one test's world: the shared control plane, a namespace, a node.
 type env struct {
-	*node
+	*testbed.Node
 	ns string
 }
 
 func newEnv(t *testing.T, cp *testbed.ControlPlane) *env {
 	t.Helper()
-	n := newNode(t, cp)
-	ns := "t-" + n.id
+	n := testbed.NewNode(t, cp)
+	ns := "t-" + n.ID
 	cp.CreateNamespace(t, ns)
-	return &env{node: n, ns: ns}
+	return &env{Node: n, ns: ns}
 }
 
 // threeNetworks creates a bridge, a second bridge and a macvlan NAD in the env's namespace.
 func (e *env) threeNetworks(t *testing.T) {
 	t.Helper()
 	for _, br := range []string{"mnb", "mnd", "mnm"} {
-		t.Cleanup(func() { deleteLink(br + e.id) })
+		t.Cleanup(func() { testbed.DeleteLink(br + e.ID) })
 	}
-	masterLink(t, "mnm"+e.id)
-	e.cp.CreateNAD(t, e.ns, "blue", e.bridgeNAD("blue", "mnb"+e.id, "10.10.1.0/24"))
-	e.cp.CreateNAD(t, e.ns, "green", e.bridgeNAD("green", "mnd"+e.id, "10.10.2.0/24"))
-	e.cp.CreateNAD(t, e.ns, "red", e.macvlanNAD("red", "mnm"+e.id, "10.10.3.0/24"))
+	masterLink(t, "mnm"+e.ID)
+	e.CP.CreateNAD(t, e.ns, "blue", e.bridgeNAD("blue", "mnb"+e.ID, "10.10.1.0/24"))
+	e.CP.CreateNAD(t, e.ns, "green", e.bridgeNAD("green", "mnd"+e.ID, "10.10.2.0/24"))
+	e.CP.CreateNAD(t, e.ns, "red", e.macvlanNAD("red", "mnm"+e.ID, "10.10.3.0/24"))
 }
 
 func TestCore(t *testing.T) {
@@ -108,11 +108,11 @@ func testZeroOneThree(t *testing.T, cp *testbed.ControlPlane) {
 		if c.annotation != "" {
 			ann[networks] = c.annotation
 		}
-		a := e.newSandbox(t, e.ns, fmt.Sprintf("a%d", i), ann)
-		b := e.newSandbox(t, e.ns, fmt.Sprintf("b%d", i), ann)
-		res := e.mustAdd(t, a)
-		e.mustAdd(t, b)
-		if got := links(t, a.netns); !reflect.DeepEqual(got, c.want) {
+		a := e.NewSandbox(t, e.ns, fmt.Sprintf("a%d", i), ann)
+		b := e.NewSandbox(t, e.ns, fmt.Sprintf("b%d", i), ann)
+		res := e.MustAdd(t, a)
+		e.MustAdd(t, b)
+		if got := testbed.Links(t, a.Netns); !reflect.DeepEqual(got, c.want) {
 			t.Fatalf("%d networks: pod interfaces %v, want %v", len(c.want)-1, got, c.want)
 		}
 		r, err := types100.GetResult(res)
@@ -120,11 +120,11 @@ func testZeroOneThree(t *testing.T, cp *testbed.ControlPlane) {
 			t.Fatalf("result returned to the runtime is not the cluster network's: %v %v", res, err)
 		}
 		for _, ifname := range c.want {
-			if err := ping(t, a.netns, ipv4(t, b.netns, ifname)); err != nil {
+			if err := testbed.Ping(t, a.Netns, testbed.IPv4(t, b.Netns, ifname)); err != nil {
 				t.Fatalf("over %s: %v", ifname, err)
 			}
 		}
-		st := e.networkStatus(t, a, len(c.want))
+		st := e.NetworkStatus(t, a, len(c.want))
 		if st[0].Name != "cluster" || !st[0].Default || st[0].Interface != "eth0" {
 			t.Errorf("network-status[0] = %+v, want the default cluster network on eth0", st[0])
 		}
@@ -132,17 +132,17 @@ func testZeroOneThree(t *testing.T, cp *testbed.ControlPlane) {
 			if st[j].Interface != c.want[j] || st[j].Default || len(st[j].IPs) != 1 || st[j].Mac == "" {
 				t.Errorf("network-status[%d] = %+v", j, st[j])
 			}
-			if st[j].IPs[0] != ipv4(t, a.netns, c.want[j]).String() {
-				t.Errorf("network-status[%d] ips %v, interface has %s", j, st[j].IPs, ipv4(t, a.netns, c.want[j]))
+			if st[j].IPs[0] != testbed.IPv4(t, a.Netns, c.want[j]).String() {
+				t.Errorf("network-status[%d] ips %v, interface has %s", j, st[j].IPs, testbed.IPv4(t, a.Netns, c.want[j]))
 			}
 		}
-		e.mustDel(t, a)
-		e.mustDel(t, b)
+		e.MustDel(t, a)
+		e.MustDel(t, b)
 	}
-	if got := allocations(t, e.ipamDir); len(got) != 0 {
+	if got := testbed.Allocations(t, e.IPAMDir); len(got) != 0 {
 		t.Fatalf("addresses still allocated after every DEL: %v", got)
 	}
-	if got := e.checkpoints(t); len(got) != 0 {
+	if got := e.Checkpoints(t); len(got) != 0 {
 		t.Fatalf("checkpoint records left after every DEL: %v", got)
 	}
 }
@@ -152,12 +152,12 @@ func testExplicitNames(t *testing.T, cp *testbed.ControlPlane) {
 	e.threeNetworks(t)
 	ann := `[{"name":"blue","interface":"blue0","ips":["10.10.1.77/24"],"mac":"02:11:22:33:44:55"},{"name":"green"},` +
 		`{"name":"red","interface":"net1","cni-args":{"note":"x"}}]`
-	a := e.newSandbox(t, e.ns, "named", map[string]string{networks: ann})
-	e.mustAdd(t, a)
-	if got, want := links(t, a.netns), []string{"blue0", "eth0", "net1", "net2"}; !reflect.DeepEqual(got, want) {
+	a := e.NewSandbox(t, e.ns, "named", map[string]string{networks: ann})
+	e.MustAdd(t, a)
+	if got, want := testbed.Links(t, a.Netns), []string{"blue0", "eth0", "net1", "net2"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("interfaces %v, want %v", got, want)
 	}
-	st := e.networkStatus(t, a, 4)
+	st := e.NetworkStatus(t, a, 4)
 	byIf := map[string]int{}
 	for i, s := range st {
 		byIf[s.Interface] = i
@@ -169,8 +169,8 @@ func testExplicitNames(t *testing.T, cp *testbed.ControlPlane) {
 	if st[byIf["net2"]].Name != e.ns+"/green" || st[byIf["net1"]].Name != e.ns+"/red" {
 		t.Errorf("names/interfaces: %+v", st)
 	}
-	e.mustDel(t, a)
-	pod, err := cp.Client.CoreV1().Pods(e.ns).Get(ctx(t), "named", metav1.GetOptions{})
+	e.MustDel(t, a)
+	pod, err := cp.Client.CoreV1().Pods(e.ns).Get(testbed.Ctx(t), "named", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package integration
+package testbed
 
 import (
 	"encoding/json"
@@ -20,8 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 )
 
-// links lists the interface names in a netns, lo excluded, sorted.
-func links(t testing.TB, netns ns.NetNS) []string {
+// Links lists the interface names in a netns, lo excluded, sorted.
+func Links(t testing.TB, netns ns.NetNS) []string {
 	t.Helper()
 	var names []string
 	err := netns.Do(func(ns.NetNS) error {
@@ -43,8 +43,8 @@ func links(t testing.TB, netns ns.NetNS) []string {
 	return names
 }
 
-// ipv4 returns the first IPv4 address on ifname inside netns.
-func ipv4(t testing.TB, netns ns.NetNS, ifname string) net.IP {
+// IPv4 returns the first IPv4 address on ifname inside netns.
+func IPv4(t testing.TB, netns ns.NetNS, ifname string) net.IP {
 	t.Helper()
 	var ip net.IP
 	err := netns.Do(func(ns.NetNS) error {
@@ -65,8 +65,8 @@ func ipv4(t testing.TB, netns ns.NetNS, ifname string) net.IP {
 	return ip
 }
 
-// ping sends real ICMP echo requests from inside netns.
-func ping(t testing.TB, netns ns.NetNS, dst net.IP) error {
+// Ping sends real ICMP echo requests from inside netns.
+func Ping(t testing.TB, netns ns.NetNS, dst net.IP) error {
 	t.Helper()
 	out, err := exec.Command("nsenter", "--net="+netns.Path(), "ping", "-c", "1", "-W", "2", dst.String()).CombinedOutput()
 	if err != nil {
@@ -75,8 +75,8 @@ func ping(t testing.TB, netns ns.NetNS, dst net.IP) error {
 	return nil
 }
 
-// allocations lists host-local's reserved addresses under dir (all networks).
-func allocations(t testing.TB, dir string) []string {
+// Allocations lists host-local's reserved addresses under dir (all networks).
+func Allocations(t testing.TB, dir string) []string {
 	t.Helper()
 	var out []string
 	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
@@ -93,12 +93,12 @@ func allocations(t testing.TB, dir string) []string {
 	return out
 }
 
-// networkStatus waits for the pod's network-status annotation and decodes it.
-func (n *node) networkStatus(t testing.TB, sb *sandbox, wantEntries int) []nadv1.NetworkStatus {
+// NetworkStatus waits for the pod's network-status annotation and decodes it.
+func (n *Node) NetworkStatus(t testing.TB, sb *Sandbox, wantEntries int) []nadv1.NetworkStatus {
 	t.Helper()
 	var last string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		pod, err := n.cp.Client.CoreV1().Pods(sb.pod.Namespace).Get(ctx(t), sb.pod.Name, metav1.GetOptions{})
+		pod, err := n.CP.Client.CoreV1().Pods(sb.Pod.Namespace).Get(Ctx(t), sb.Pod.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,16 +108,16 @@ func (n *node) networkStatus(t testing.TB, sb *sandbox, wantEntries int) []nadv1
 			return st
 		}
 	}
-	t.Fatalf("network-status of %s/%s never had %d entries; last %q\n%s", sb.pod.Namespace, sb.pod.Name, wantEntries, last, n.log())
+	t.Fatalf("network-status of %s/%s never had %d entries; last %q\n%s", sb.Pod.Namespace, sb.Pod.Name, wantEntries, last, n.Log())
 	return nil
 }
 
-// events waits for an Event with reason on the pod and returns the pod's events.
-func (n *node) waitEvent(t testing.TB, pod *corev1.Pod, reason string) []corev1.Event {
+// WaitEvent waits for an Event with reason on the pod and returns the pod's events.
+func (n *Node) WaitEvent(t testing.TB, pod *corev1.Pod, reason string) []corev1.Event {
 	t.Helper()
 	sel := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		evs, err := n.cp.Client.CoreV1().Events(pod.Namespace).List(ctx(t), metav1.ListOptions{FieldSelector: sel})
+		evs, err := n.CP.Client.CoreV1().Events(pod.Namespace).List(Ctx(t), metav1.ListOptions{FieldSelector: sel})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,10 +131,10 @@ func (n *node) waitEvent(t testing.TB, pod *corev1.Pod, reason string) []corev1.
 	return nil
 }
 
-// checkpoints lists the records in the daemon's state dir.
-func (n *node) checkpoints(t testing.TB) []string {
+// Checkpoints lists the records in the daemon's state dir.
+func (n *Node) Checkpoints(t testing.TB) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(n.stateDir, "checkpoints"))
+	entries, err := os.ReadDir(filepath.Join(n.StateDir, "checkpoints"))
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
@@ -145,8 +145,8 @@ func (n *node) checkpoints(t testing.TB) []string {
 	return out
 }
 
-// hostLinks lists host links whose name starts with prefix.
-func hostLinks(t testing.TB, prefix string) []string {
+// HostLinks lists host links whose name starts with prefix.
+func HostLinks(t testing.TB, prefix string) []string {
 	t.Helper()
 	ls, err := netlinksafe.LinkList()
 	if err != nil {
@@ -161,8 +161,8 @@ func hostLinks(t testing.TB, prefix string) []string {
 	return out
 }
 
-// vethsOn counts the host-side veths enslaved to bridge.
-func vethsOn(t testing.TB, bridge string) int {
+// VethsOn counts the host-side veths enslaved to bridge.
+func VethsOn(t testing.TB, bridge string) int {
 	t.Helper()
 	br, err := netlinksafe.LinkByName(bridge)
 	if err != nil {
