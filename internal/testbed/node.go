@@ -97,7 +97,7 @@ func NewNode(t testing.TB, cp *ControlPlane, extraFlags ...string) *Node {
 			t.Fatal(err)
 		}
 	}
-	cluster := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"cluster","plugins":[{"type":"bridge","bridge":"mnc%s",
+	cluster := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"cluster","plugins":[{"type":"bridge","bridge":"mnc%s",
 		"isGateway":false,"ipMasq":false,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.244.0.0/24"}]]}}]}`, n.ID, n.IPAMDir)
 	WriteFile(t, filepath.Join(n.ConfDir, "10-cluster.conflist"), cluster)
 	n.Runtime = libcni.NewCNIConfigWithCacheDir([]string{n.BinDir}, filepath.Join(dir, "runtime-cache"), nil)
@@ -129,6 +129,8 @@ func (n *Node) Start(t testing.TB, extraFlags ...string) {
 	cmd := exec.Command(filepath.Join(bins, "multinetd"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// No Pdeathsig: it fires when the starting *thread* exits, and netns helpers end threads.
+	// Its own process group, so KillGroup9 takes the delegate plugins it runs with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +175,14 @@ func (n *Node) Stop() {
 // Kill9 kills multinetd at once, as a crash or an OOM kill would.
 func (n *Node) Kill9() {
 	_ = n.daemon.Process.Kill()
+	<-n.exited
+	n.daemon = nil
+}
+
+// KillGroup9 kills multinetd and every plugin process it is running at once, as a node
+// crash would: a delegate call in flight never completes.
+func (n *Node) KillGroup9() {
+	_ = syscall.Kill(-n.daemon.Process.Pid, syscall.SIGKILL)
 	<-n.exited
 	n.daemon = nil
 }

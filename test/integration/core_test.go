@@ -86,6 +86,9 @@ func TestCore(t *testing.T) {
 		{"CheckDetectsRemovedInterface", testCheckDetectsRemovedInterface},
 		{"FailingThirdDelegateRollsBack", testFailingThirdDelegateRollsBack},
 		{"DaemonDownIsRetriable", testDaemonDownIsRetriable},
+		{"Kill9", testKill9},
+		{"GCRemovesForgottenSandboxes", testGCRemovesForgottenSandboxes},
+		{"SweepRemovesSandboxesWhoseNetnsIsGone", testSweep},
 		{"DelWithAPIServerStopped", testDelWithAPIServerStopped},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })

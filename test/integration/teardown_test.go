@@ -82,12 +82,7 @@ func testDelWithNetnsRemoved(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	e.threeNetworks(t)
 	sb := e.attached(t, "p")
-	if err := sb.Netns.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := testutils.UnmountNS(sb.Netns); err != nil {
-		t.Fatal(err)
-	}
+	removeNetns(t, sb)
 	rt := e.RuntimeConf(sb)
 	rt.NetNS = "" // the runtime passes no netns once it is gone
 	if err := e.Runtime.DelNetworkList(testbed.Ctx(t), e.Conflist(t), rt); err != nil {
@@ -216,5 +211,16 @@ func testDaemonDownIsRetriable(t *testing.T, cp *testbed.ControlPlane) {
 	}
 	if _, err := libcni.ConfListFromFile(e.ConfDir + "/00-multinet.conflist"); err != nil {
 		t.Fatalf("multinet's conflist must stay on disk while the daemon is down: %v", err)
+	}
+}
+
+// removeNetns removes the sandbox's network namespace, as a runtime does when it goes.
+func removeNetns(t *testing.T, sb *testbed.Sandbox) {
+	t.Helper()
+	if err := sb.Netns.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutils.UnmountNS(sb.Netns); err != nil {
+		t.Fatal(err)
 	}
 }
