@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
@@ -87,8 +88,9 @@ func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, e
 	return append([]plan.Delegate{first}, attachments...), nil
 }
 
-// attachAll runs each delegate with intent recorded first. On a failure everything this
-// call added is removed again, newest first, and the delegate's own error is returned.
+// attachAll records intent for every delegate still to run in one durable write, then runs
+// them in order. On a failure everything this call added is removed again, newest first,
+// and the delegate's own error is returned.
 func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.Delegate) (*checkpoint.Sandbox, error) {
 	sb, err := m.Store.Load(req.ContainerID)
 	if errors.Is(err, checkpoint.ErrNotFound) {
@@ -97,19 +99,25 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 	} else if err != nil {
 		return nil, err
 	}
-	var added []string
+	todo := pending(sb, delegates)
+	if len(todo) == 0 {
+		return sb, nil // ADD repeated by the runtime: already attached
+	}
+	for _, d := range todo {
+		recordIntent(sb, d)
+	}
+	if err := m.Store.Save(sb); err != nil {
+		return nil, err
+	}
+	var ran []string
 	success := false
 	defer func() {
 		if !success {
-			m.rollback(ctx, sb, added)
+			m.rollback(ctx, sb, todo, ran)
 		}
 	}()
-	for i := range delegates {
-		d := &delegates[i]
-		if j := sb.Find(d.IfName); j >= 0 && sb.Attachments[j].State == checkpoint.Added && sb.Attachments[j].Network == d.Network {
-			continue // ADD repeated by the runtime: already attached
-		}
-		added = append(added, d.IfName)
+	for _, d := range todo {
+		ran = append(ran, d.IfName)
 		if err := m.attachOne(ctx, req, sb, d); err != nil {
 			return nil, fmt.Errorf("pod %s: network %q (%s): %w", req.pod, d.Network, d.IfName, err)
 		}
@@ -118,27 +126,40 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 	}
 	success = true
-	return sb, nil
+	return sb, m.Store.Update(sb)
 }
 
-// attachOne records intent, calls the delegate and records its result.
-func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sandbox, d *plan.Delegate) error {
+// pending are the delegates not yet attached as planned.
+func pending(sb *checkpoint.Sandbox, delegates []plan.Delegate) []*plan.Delegate {
+	var out []*plan.Delegate
+	for i := range delegates {
+		d := &delegates[i]
+		j := sb.Find(d.IfName)
+		if j < 0 || sb.Attachments[j].State != checkpoint.Added || sb.Attachments[j].Network != d.Network {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// recordIntent puts the delegate into the record in state Adding.
+func recordIntent(sb *checkpoint.Sandbox, d *plan.Delegate) {
 	att := checkpoint.Attachment{Network: d.Network, Default: d.Default, IfName: d.IfName,
 		ConfList: d.ConfList, Args: d.Args, CapabilityArgs: d.CapabilityArgs, State: checkpoint.Adding}
 	if len(d.DefaultRoute) > 0 {
 		att.Meta = map[string]string{"default-route": d.DefaultRoute[0].String()}
 	}
-	i := sb.Find(d.IfName)
-	if i < 0 {
-		sb.Attachments = append(sb.Attachments, att)
-		i = len(sb.Attachments) - 1
-	} else {
+	if i := sb.Find(d.IfName); i >= 0 {
 		sb.Attachments[i] = att
+		return
 	}
-	if err := m.Store.Save(sb); err != nil {
-		return err
-	}
-	res, err := m.Delegates.Add(ctx, invocation(sb, &sb.Attachments[i]))
+	sb.Attachments = append(sb.Attachments, att)
+}
+
+// attachOne calls the delegate whose intent is recorded and keeps its result in the record.
+func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sandbox, d *plan.Delegate) error {
+	a := &sb.Attachments[sb.Find(d.IfName)]
+	res, err := m.Delegates.Add(ctx, invocation(sb, a))
 	if err != nil {
 		return err
 	}
@@ -146,25 +167,33 @@ func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sa
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	sb.Attachments[i].Result, sb.Attachments[i].State = raw, checkpoint.Added
+	a.Result, a.State = raw, checkpoint.Added
 	m.Log.Info("attached", "pod", req.pod.String(), "network", d.Network, "ifname", d.IfName,
 		"containerID", req.ContainerID)
-	return m.Store.Save(sb)
+	return nil
 }
 
-// rollback DELs the attachments this ADD made, newest first, and drops them from the record.
-func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string) {
-	for i := len(ifnames) - 1; i >= 0; i-- {
-		if err := m.detachOne(ctx, sb, ifnames[i]); err != nil {
+// rollback DELs the delegates this ADD ran, newest first, and drops every attachment it
+// recorded intent for (those that never ran need no DEL).
+func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, todo []*plan.Delegate, ran []string) {
+	for i := len(ran) - 1; i >= 0; i-- {
+		if err := m.detachOne(ctx, sb, ran[i]); err != nil {
 			m.Log.Error("rollback failed; the next DEL or GC retries it", "containerID", sb.ContainerID,
-				"ifname", ifnames[i], "err", err)
+				"ifname", ran[i], "err", err)
 			return
 		}
 	}
-	if len(sb.Attachments) == 0 {
-		if err := m.Store.Remove(sb.ContainerID); err != nil {
-			m.Log.Error("remove checkpoint", "containerID", sb.ContainerID, "err", err)
+	for _, d := range todo[len(ran):] {
+		if i := sb.Find(d.IfName); i >= 0 {
+			sb.Attachments = slices.Delete(sb.Attachments, i, i+1)
 		}
+	}
+	err := m.Store.Update(sb)
+	if len(sb.Attachments) == 0 {
+		err = m.Store.Remove(sb.ContainerID)
+	}
+	if err != nil {
+		m.Log.Error("checkpoint after rollback", "containerID", sb.ContainerID, "err", err)
 	}
 }
 

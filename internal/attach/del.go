@@ -73,7 +73,10 @@ func (m *Manager) detachOne(ctx context.Context, sb *checkpoint.Sandbox, ifname 
 		return fmt.Errorf("network %q (%s): DEL: %w", a.Network, a.IfName, err)
 	}
 	sb.Attachments = slices.Delete(sb.Attachments, i, i+1)
-	return m.Store.Save(sb)
+	if len(sb.Attachments) == 0 {
+		return nil // the caller removes the record
+	}
+	return m.Store.Update(sb)
 }
 
 // Check runs the delegates' CHECK for every recorded attachment.

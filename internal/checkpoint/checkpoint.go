@@ -3,9 +3,10 @@
 // alone — without the pod, its NetworkAttachmentDefinitions or the API server. It stores and
 // never decides: callers record intent before a delegate call and the result after it.
 //
-// Each record is a JSON file <dir>/<containerID>.json written atomically (temporary file,
-// fsync, rename, fsync of the directory), so a crash at any instant leaves either the old or
-// the new record, never a torn one.
+// Each record is a JSON file <dir>/<containerID>.json replaced atomically (temporary file,
+// rename), so a crash at any instant leaves either the old or the new record, never a torn
+// one. Intent is written durably (fsync of the file and the directory); progress after it
+// is not waited for, since losing it only repeats an idempotent DEL.
 package checkpoint
 
 import (
@@ -116,8 +117,16 @@ func (s *Store) Load(id string) (*Sandbox, error) {
 	return &sb, nil
 }
 
-// Save writes the record atomically and durably.
-func (s *Store) Save(sb *Sandbox) error {
+// Save writes the record atomically and durably (fsync of the file and the directory): use
+// it for intent, which must survive a power loss as well as a daemon crash.
+func (s *Store) Save(sb *Sandbox) error { return s.save(sb, true) }
+
+// Update writes the record atomically without waiting for the disk: it survives a daemon
+// crash (the kernel keeps the data) but maybe not a power loss. Use it for progress that,
+// if lost, only makes the next DEL repeat an idempotent step.
+func (s *Store) Update(sb *Sandbox) error { return s.save(sb, false) }
+
+func (s *Store) save(sb *Sandbox, durable bool) error {
 	p, err := s.path(sb.ContainerID)
 	if err != nil {
 		return err
@@ -126,10 +135,11 @@ func (s *Store) Save(sb *Sandbox) error {
 	if err != nil {
 		return fmt.Errorf("encode checkpoint for sandbox %s: %w", sb.ContainerID, err)
 	}
-	return writeAtomic(s.dir, p, data)
+	return writeAtomic(s.dir, p, data, durable)
 }
 
-// Remove deletes the record; removing a missing record is not an error.
+// Remove deletes the record; removing a missing record is not an error. It does not wait
+// for the disk: a record that comes back after a power loss costs one idempotent DEL.
 func (s *Store) Remove(id string) error {
 	p, err := s.path(id)
 	if err != nil {
@@ -138,7 +148,7 @@ func (s *Store) Remove(id string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove checkpoint %s: %w", p, err)
 	}
-	return syncDir(s.dir)
+	return nil
 }
 
 // List returns the container IDs that have a record, sorted.
@@ -158,7 +168,7 @@ func (s *Store) List() ([]string, error) {
 	return ids, nil
 }
 
-func writeAtomic(dir, path string, data []byte) error {
+func writeAtomic(dir, path string, data []byte, durable bool) error {
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
@@ -168,15 +178,20 @@ func writeAtomic(dir, path string, data []byte) error {
 		tmp.Close()
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync checkpoint %s: %w", path, err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return fmt.Errorf("sync checkpoint %s: %w", path, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }

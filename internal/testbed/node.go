@@ -98,7 +98,7 @@ func NewNode(t testing.TB, cp *ControlPlane, extraFlags ...string) *Node {
 		}
 	}
 	cluster := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"cluster","plugins":[{"type":"bridge","bridge":"mnc%s",
-		"isGateway":false,"ipMasq":false,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.244.0.0/24"}]]}}]}`, n.ID, n.IPAMDir)
+		"isGateway":false,"ipMasq":false,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.244.0.0/16"}]]}}]}`, n.ID, n.IPAMDir)
 	WriteFile(t, filepath.Join(n.ConfDir, "10-cluster.conflist"), cluster)
 	n.Runtime = libcni.NewCNIConfigWithCacheDir([]string{n.BinDir}, filepath.Join(dir, "runtime-cache"), nil)
 	t.Cleanup(func() { DeleteLink("mnc" + n.ID) })
@@ -267,4 +267,12 @@ func (n *Node) Check(t testing.TB, sb *Sandbox) error {
 // DeleteLink removes a host link, ignoring "not found".
 func DeleteLink(name string) {
 	_ = exec.Command("ip", "link", "del", name).Run()
+}
+
+// PID is multinetd's process ID (0 when it is not running).
+func (n *Node) PID() int {
+	if n.daemon == nil {
+		return 0
+	}
+	return n.daemon.Process.Pid
 }

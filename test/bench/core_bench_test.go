@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/multinet/multinet/internal/testbed"
+)
+
+const (
+	latencyRuns = 60  // ADD+DEL pairs per path and network count
+	throughput  = 160 // pods ADD+DEL at concurrency 16
+	attached    = 250 // pods x 3 networks held attached for the RSS reading
+	burst       = 200 // concurrent ADDs for the burst RSS reading
+)
+
+// BenchmarkCore prints the table the Core issue asks for. One iteration is the whole table:
+// run with -benchtime 1x.
+func BenchmarkCore(b *testing.B) {
+	for range b.N {
+		bd := newBed(b)
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "measure\tmultinet\tdirect delegates\toverhead")
+		bd.latency(b, tw)
+		bd.apiCost(b, tw)
+		bd.throughput(b, tw)
+		bd.memory(b, tw)
+		tw.Flush()
+	}
+}
+
+func (bd *bed) latency(b *testing.B, tw *tabwriter.Writer) {
+	for _, k := range []int{0, 1, 3} {
+		sbs := bd.pods(b, fmt.Sprintf("lat%d", k), latencyRuns, k)
+		var viaMultinet, direct []time.Duration
+		for _, sb := range sbs {
+			viaMultinet = append(viaMultinet, bd.multinetAddDel(b, sb))
+			direct = append(direct, bd.directAddDel(b, sb, k))
+		}
+		for _, p := range []struct {
+			name string
+			q    float64
+		}{{"p50", 0.5}, {"p99", 0.99}} {
+			m, d := percentile(viaMultinet, p.q), percentile(direct, p.q)
+			fmt.Fprintf(tw, "ADD+DEL %d secondary, %s\t%s\t%s\t%s\n", k, p.name, ms(m), ms(d), ms(m-d))
+			b.ReportMetric(float64(m-d)/1e6, fmt.Sprintf("overhead-ms-%s-k%d", p.name, k))
+		}
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+
+// apiCost counts the daemon's API requests over ADDs of pods the caches already hold.
+func (bd *bed) apiCost(b *testing.B, tw *tabwriter.Writer) {
+	const n = 40
+	sbs := bd.pods(b, "api", n, 3)
+	time.Sleep(time.Second) // let the pod informer see them: the steady state
+	before := bd.apiRequests(b)
+	for _, sb := range sbs {
+		bd.MustAdd(b, sb)
+	}
+	time.Sleep(2 * time.Second) // network-status patches are asynchronous
+	after := bd.apiRequests(b)
+	for _, sb := range sbs {
+		bd.MustDel(b, sb)
+	}
+	for _, m := range []string{"GET", "PATCH", "POST", "PUT"} {
+		per := float64(after[m]-before[m]) / n
+		fmt.Fprintf(tw, "API %s per ADD (3 secondary)\t%.2f\t-\t\n", m, per)
+		b.ReportMetric(per, "api-"+strings.ToLower(m)+"/add")
+	}
+}
+
+// apiRequests scrapes multinet_api_requests_total by method.
+func (bd *bed) apiRequests(b *testing.B) map[string]float64 {
+	resp, err := http.Get(bd.metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "multinet_api_requests_total{") {
+			continue
+		}
+		i := strings.Index(line, `method="`)
+		method := line[i+8 : i+8+strings.Index(line[i+8:], `"`)]
+		v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		out[method] += v
+	}
+	return out
+}
+
+func (bd *bed) throughput(b *testing.B, tw *tabwriter.Writer) {
+	sbs := bd.pods(b, "thr", throughput, 1)
+	m := parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb); bd.MustDel(b, sb) })
+	d := parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.directAddDel(b, sb, 1) })
+	mps, dps := float64(throughput)/m.Seconds(), float64(throughput)/d.Seconds()
+	fmt.Fprintf(tw, "pods/s ADD+DEL, 1 secondary, concurrency 16\t%.1f\t%.1f\t%.2fx of direct\n", mps, dps, mps/dps)
+	b.ReportMetric(mps, "pods/s")
+	b.ReportMetric(mps/dps, "throughput-ratio")
+}
+
+func (bd *bed) memory(b *testing.B, tw *tabwriter.Writer) {
+	pid := bd.PID()
+	fmt.Fprintf(tw, "daemon RSS idle\t%.1f MiB\t-\t\n", rss(b, pid, "VmRSS"))
+	held := bd.pods(b, "held", attached, 3)
+	parallel(held, 16, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb) })
+	rssHeld := rss(b, pid, "VmRSS")
+	fmt.Fprintf(tw, "daemon RSS, %d pods x 3 networks attached\t%.1f MiB\t-\t\n", attached, rssHeld)
+	parallel(held, 16, func(sb *testbed.Sandbox) { bd.MustDel(b, sb) })
+
+	sbs := bd.pods(b, "burst", burst, 1)
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				if v := int64(rss(b, pid, "VmRSS") * 1024); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	parallel(sbs, burst, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb) })
+	close(stop)
+	fmt.Fprintf(tw, "daemon peak RSS, burst of %d concurrent ADDs\t%.1f MiB\t-\t\n", burst, float64(peak.Load())/1024)
+	b.ReportMetric(rssHeld, "rss-MiB-250x3")
+	b.ReportMetric(float64(peak.Load())/1024, "rss-MiB-burst")
+	parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.MustDel(b, sb) })
+}
