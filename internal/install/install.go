@@ -6,6 +6,7 @@
 package install
 
 import (
+	"errors"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -62,10 +63,8 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
 	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if werr != nil || serr != nil || cerr != nil {
-		return fmt.Errorf("install %s: write %v, sync %v, close %v", path, werr, serr, cerr)
+	if err := errors.Join(werr, tmp.Sync(), tmp.Close()); err != nil {
+		return fmt.Errorf("install %s: %w", path, err)
 	}
 	if err := os.Chmod(tmp.Name(), mode); err != nil {
 		return fmt.Errorf("install %s: %w", path, err)

@@ -136,19 +136,15 @@ func parseConf(obj object) (*libcni.NetworkConfigList, error) {
 	if err := checkType(obj); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(obj)
+	plugin, err := json.Marshal(obj)
 	if err != nil {
 		return nil, fmt.Errorf("re-encoding config: %w", err)
 	}
-	conf, err := libcni.ConfFromBytes(data)
+	plugins, err := json.Marshal([]json.RawMessage{plugin})
 	if err != nil {
-		return nil, libcniError(err)
+		return nil, fmt.Errorf("re-encoding config: %w", err)
 	}
-	list, err := libcni.ConfListFromConf(conf)
-	if err != nil {
-		return nil, libcniError(err)
-	}
-	return list, nil
+	return parseList(object{"cniVersion": obj["cniVersion"], "name": obj["name"], "plugins": plugins})
 }
 
 // parseList checks each plugin of a conflist, then lets libcni decode it.

@@ -128,7 +128,7 @@ func TestParseRejects(t *testing.T) {
 		{"empty default-route entry", `[{"name":"a","default-route":[""]}]`, 1, "default-route[1]", "empty gateway"},
 		{"null default-route entry", `[{"name":"a","default-route":[null]}]`, 1, "default-route[1]", "empty gateway"},
 		{"two default routes", `[{"name":"a","default-route":["10.0.0.1"]},{"name":"b"},{"name":"c","default-route":["10.1.0.1"]}]`,
-			3, "default-route", "element 1 already sets the default route"},
+			3, "default-route", `element 1 ("pods/a") already sets the default route`},
 		{"host port zero", `[{"name":"a","portMappings":[{"hostPort":0,"containerPort":80}]}]`, 1, "portMappings[1].hostPort", "out of range"},
 		{"container port too big", `[{"name":"a","portMappings":[{"hostPort":80,"containerPort":80},{"hostPort":81,"containerPort":65536}]}]`,
 			1, "portMappings[2].containerPort", "out of range"},

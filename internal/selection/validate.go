@@ -31,14 +31,16 @@ func validate(elems []nadv1.NetworkSelectionElement) error {
 		if name := elem.InterfaceRequest; name != "" {
 			if first, dup := ifaces[name]; dup {
 				return &Error{Index: i + 1, Network: label(elem.Namespace, elem.Name), Field: "interface",
-					Value: name, Reason: fmt.Sprintf("already requested by element %d", first)}
+					Value: name, Reason: fmt.Sprintf("already requested by element %d (%q)", first,
+						label(elems[first-1].Namespace, elems[first-1].Name))}
 			}
 			ifaces[name] = i + 1
 		}
 		if len(elem.GatewayRequest) > 0 {
 			if defaultRoute != 0 {
 				return &Error{Index: i + 1, Network: label(elem.Namespace, elem.Name), Field: "default-route",
-					Reason: fmt.Sprintf("element %d already sets the default route; only one may", defaultRoute)}
+					Reason: fmt.Sprintf("element %d (%q) already sets the default route; only one may", defaultRoute,
+						label(elems[defaultRoute-1].Namespace, elems[defaultRoute-1].Name))}
 			}
 			defaultRoute = i + 1
 		}

@@ -54,7 +54,7 @@ func IPv4(t testing.TB, netns ns.NetNS, ifname string) net.IP {
 		}
 		addrs, err := netlinksafe.AddrList(l, 2 /* AF_INET */)
 		if err != nil || len(addrs) == 0 {
-			return fmt.Errorf("no IPv4 address on %s: %v", ifname, err)
+			return fmt.Errorf("no IPv4 address on %s (%d found): %w", ifname, len(addrs), err)
 		}
 		ip = addrs[0].IP
 		return nil
@@ -70,7 +70,7 @@ func Ping(t testing.TB, netns ns.NetNS, dst net.IP) error {
 	t.Helper()
 	out, err := exec.Command("nsenter", "--net="+netns.Path(), "ping", "-c", "1", "-W", "2", dst.String()).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v\n%s", dst, netns.Path(), err, out)
+		return fmt.Errorf("ping %s from %s: %w\n%s", dst, netns.Path(), err, out)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 
+	"github.com/multinet/multinet/internal/netconf"
 	"github.com/multinet/multinet/internal/testbed"
 )
 
@@ -45,7 +46,7 @@ func newBed(b *testing.B) *bed {
 		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"bridge","bridge":%q,"ipam":{"type":"host-local",`+
 			`"dataDir":%q,"ranges":[[{"subnet":"10.%d.0.0/16"}]]}}`, name, br, n.IPAMDir, 60+i)
 		cp.CreateNAD(b, namespace, name, conf)
-		list, err := libcni.ConfListFromConf(mustConf(b, conf))
+		list, err := netconf.Parse([]byte(conf), name)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -57,14 +58,6 @@ func newBed(b *testing.B) *bed {
 	}
 	bd.cluster = list
 	return bd
-}
-
-func mustConf(b *testing.B, s string) *libcni.PluginConfig {
-	c, err := libcni.ConfFromBytes([]byte(s))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
 }
 
 func freeAddr(b *testing.B) string {
@@ -161,7 +154,9 @@ func rss(b *testing.B, pid int, field string) float64 {
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			var kb float64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), "kB"), &kb); err != nil {
+				b.Fatalf("/proc/%d/status %s: %v", pid, field, err)
+			}
 			return kb / 1024
 		}
 	}

@@ -33,7 +33,9 @@ func BenchmarkCore(b *testing.B) {
 		bd.apiCost(b, tw)
 		bd.throughput(b, tw)
 		bd.memory(b, tw)
-		tw.Flush()
+		if err := tw.Flush(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
