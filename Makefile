@@ -43,7 +43,7 @@ bench: tools
 
 ## demo: a local "node" with a cluster network and two secondary networks, three pods.
 demo: tools build
-	$(GO) run ./hack/demo
+	$(GO) test -count=1 -v -run '^TestDemo$$' -timeout 15m ./test/demo/
 
 clean:
 	rm -rf $(BIN)

@@ -45,7 +45,7 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 // planAdd decides what to attach: the default network, then the pod's selection.
 func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, error) {
 	if req.pod.Name == "" { // not a Kubernetes pod: the default network only
-		def, err := m.clusterDefault()
+		def, err := m.ClusterDefault()
 		if err != nil {
 			return nil, err
 		}

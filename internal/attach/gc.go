@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -41,7 +42,7 @@ func (m *Manager) GC(ctx context.Context, in *cniapi.Request) error {
 		}
 	}
 	if defConf == nil {
-		if def, err := m.clusterDefault(); err == nil {
+		if def, err := m.ClusterDefault(); err == nil {
 			defConf = def.ConfList
 		}
 	}
@@ -79,7 +80,7 @@ func (m *Manager) Sweep(ctx context.Context) error {
 	var errs []error
 	for _, id := range ids {
 		sb, err := m.Store.Load(id)
-		if err != nil || sb.Netns == "" {
+		if err != nil || !sweepable(sb.Netns) {
 			continue
 		}
 		if _, err := os.Stat(sb.Netns); !errors.Is(err, os.ErrNotExist) {
@@ -92,10 +93,16 @@ func (m *Manager) Sweep(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// sweepable tells whether a missing netns path proves the sandbox is gone. A /proc/PID/ns/net
+// path (some runtimes use them) may just not be visible from the daemon's PID namespace.
+func sweepable(netns string) bool {
+	return netns != "" && !strings.HasPrefix(netns, "/proc/")
+}
+
 // Status (CNI 1.1) reports whether pods can be attached now: the default network is known
 // and its plugins say they are ready.
 func (m *Manager) Status(ctx context.Context, _ *cniapi.Request) error {
-	def, err := m.clusterDefault()
+	def, err := m.ClusterDefault()
 	if err != nil {
 		return &cniError{code: 50, err: err} // 50: the plugin is not available
 	}

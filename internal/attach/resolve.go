@@ -25,9 +25,9 @@ import (
 // ShimType is the plugin type of multinet's own conflist; auto-detection skips any conf using it.
 const ShimType = "multinet"
 
-// clusterDefault returns the node's cluster default network: the configured one, else the
+// ClusterDefault returns the node's cluster default network: the configured one, else the
 // first conf file in the conf dir (in lexical order) that is not multinet's own.
-func (m *Manager) clusterDefault() (plan.Network, error) {
+func (m *Manager) ClusterDefault() (plan.Network, error) {
 	if d := m.cfg.DefaultNetwork; d != "" {
 		if strings.ContainsRune(d, filepath.Separator) {
 			return fromFile(d)
@@ -98,7 +98,7 @@ func (m *Manager) podDefault(ctx context.Context, pod *corev1.Pod) (plan.Network
 		return plan.Network{}, invalidf(types.ErrInvalidNetworkConfig, "annotation %s: %v", selection.DefaultNetworkAnnotation, err)
 	}
 	if !ok {
-		return m.clusterDefault()
+		return m.ClusterDefault()
 	}
 	return m.resolveNAD(ctx, pod.Namespace, &nadv1.NetworkSelectionElement{Name: name, Namespace: ns})
 }

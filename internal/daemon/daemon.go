@@ -48,7 +48,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return err
 	}
 	if o.ShimSource != "" {
-		if err := install.Shim(o.ShimSource, o.CNIBinDir); err != nil {
+		if err := install.Binaries(o.ShimSource, o.CNIBinDir); err != nil {
 			return err
 		}
 	}
@@ -59,10 +59,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := pods.Start(ctx); err != nil {
 		return err
 	}
-	patcher := status.NewPatcher(client, log)
-	go patcher.Run(ctx)
 	events, stopEvents := status.NewEventRecorder(client, o.NodeName)
 	defer stopEvents()
+	patcher := status.NewPatcher(client, log, status.WithEvents(events))
+	go patcher.Run(ctx)
 	mgr := attach.New(attach.Config{ConfDir: o.CNIConfDir, DefaultNetwork: o.DefaultNetwork,
 		OwnConfName: install.ConfName, GlobalNamespaces: o.GlobalNamespaces}, attach.Deps{
 		Pods:      pods,
@@ -72,8 +72,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	return serve(ctx, o, mgr, m, log)
 }
 
-// serve listens on the shim socket, declares readiness (writing the conflist), sweeps
-// periodically and stops gracefully with ctx.
+// serve listens on the shim socket, declares readiness once multinet's conflist is in place
+// (retrying until the cluster network shows up), sweeps periodically and stops gracefully
+// with ctx.
 func serve(ctx context.Context, o Options, mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) error {
 	l, err := server.Listen(o.Socket)
 	if err != nil {
@@ -83,18 +84,18 @@ func serve(ctx context.Context, o Options, mgr *attach.Manager, m *metrics.Metri
 		ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
-	if o.WriteConflist {
-		if err := writeConflist(o); err != nil {
-			log.Error("multinet conflist not written; pods keep using the cluster network alone until it is", "err", err)
-		}
-	}
-	m.SetReady(true)
-	log.Info("multinetd ready", "node", o.NodeName, "socket", o.Socket, "stateDir", o.StateDir)
-	tick := time.NewTicker(o.SweepInterval.Duration)
-	defer tick.Stop()
+	ready := becomeReady(o, mgr, m, log, true)
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
+	sweep := time.NewTicker(o.SweepInterval.Duration)
+	defer sweep.Stop()
 	for {
 		select {
-		case <-tick.C:
+		case <-retry.C:
+			if !ready {
+				ready = becomeReady(o, mgr, m, log, false)
+			}
+		case <-sweep.C:
 			if err := mgr.Sweep(ctx); err != nil {
 				log.Warn("sweep", "err", err)
 			}
@@ -109,19 +110,35 @@ func serve(ctx context.Context, o Options, mgr *attach.Manager, m *metrics.Metri
 	}
 }
 
-// writeConflist installs multinet's conflist in the default network's CNI version.
-func writeConflist(o Options) error {
-	def, err := attach.DetectDefault(o.CNIConfDir, install.ConfName)
-	version := ""
-	if o.DefaultNetwork == "" && err != nil {
-		return err
-	}
-	if err == nil {
-		if list, perr := libcni.ConfListFromBytes(def.ConfList); perr == nil {
-			version = list.CNIVersion
+// becomeReady writes multinet's conflist (unless told not to) and flips readiness; it logs
+// a failure the first time only, and reports whether the daemon is ready.
+func becomeReady(o Options, mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger, first bool) bool {
+	if o.WriteConflist {
+		if err := writeConflist(o, mgr); err != nil {
+			if first {
+				log.Error("multinet conflist not written yet; retrying every 5s (pods keep the cluster network alone until then)",
+					"confDir", o.CNIConfDir, "err", err)
+			}
+			return false
 		}
 	}
-	_, err = install.Conflist(o.CNIConfDir, version, o.Socket)
+	m.SetReady(true)
+	log.Info("multinetd ready", "node", o.NodeName, "socket", o.Socket, "stateDir", o.StateDir)
+	return true
+}
+
+// writeConflist installs multinet's conflist in the CNI version of the cluster default
+// network, so every runtime that runs the default network runs this.
+func writeConflist(o Options, mgr *attach.Manager) error {
+	def, err := mgr.ClusterDefault()
+	if err != nil {
+		return err
+	}
+	list, err := libcni.ConfListFromBytes(def.ConfList)
+	if err != nil {
+		return fmt.Errorf("default network %q: %w", def.Key, err)
+	}
+	_, err = install.Conflist(o.CNIConfDir, list.CNIVersion, o.Socket)
 	return err
 }
 

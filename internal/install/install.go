@@ -1,14 +1,14 @@
-// Package install puts multinet on a node: the shim binary into the CNI bin dir (atomically:
-// written beside, then renamed over, never copied onto a file a runtime may be executing) and
-// multinet's own conflist into the CNI conf dir. The conflist is written once the daemon is
-// ready and is left in place when the daemon stops, so kubelet never falls back to the
-// cluster network alone while multinetd restarts.
+// Package install puts multinet on a node: the shim binary and multinet-routes into the CNI
+// bin dir (atomically: written beside, then renamed over, never copied onto a file a runtime
+// may be executing) and multinet's own conflist into the CNI conf dir. The conflist is
+// written once the daemon is ready and is left in place when the daemon stops, so kubelet
+// never falls back to the cluster network alone while multinetd restarts.
 package install
 
 import (
-	"errors"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,13 +17,30 @@ import (
 // ConfName is multinet's conflist file; "00-" sorts it before the cluster network's conf.
 const ConfName = "00-multinet.conflist"
 
-// Shim copies the shim binary src to binDir/multinet unless an identical one is there.
-func Shim(src, binDir string) error {
+// Binaries installs the shim binary src as binDir/multinet, and multinet's own plugins found
+// beside it (multinet-routes) under their names, each unless an identical one is there.
+func Binaries(src, binDir string) error {
+	if err := install(src, filepath.Join(binDir, "multinet")); err != nil {
+		return err
+	}
+	for _, name := range []string{"multinet-routes"} {
+		plugin := filepath.Join(filepath.Dir(src), name)
+		if _, err := os.Stat(plugin); err != nil {
+			continue
+		}
+		if err := install(plugin, filepath.Join(binDir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func install(src, dst string) error {
 	data, err := os.ReadFile(src)
 	if err != nil {
-		return fmt.Errorf("read shim binary: %w", err)
+		return fmt.Errorf("read %s: %w", src, err)
 	}
-	return writeAtomic(filepath.Join(binDir, "multinet"), data, 0o755)
+	return writeAtomic(dst, data, 0o755)
 }
 
 // Conflist writes multinet's conflist pointing the shim at socket, in the CNI version the
