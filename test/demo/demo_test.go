@@ -123,7 +123,7 @@ func (s *stepT) keep(msg string) {
 func (s *stepT) flushLogs() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.T.Failed() && !interrupted.Load() {
+	if s.Failed() && !interrupted.Load() {
 		for _, msg := range s.logs {
 			s.T.Log(msg)
 		}
