@@ -32,7 +32,8 @@ test: tools lint
 	@$(MAKE) --no-print-directory fuzz
 
 fuzz:
-	@for t in FuzzSelection:./internal/selection FuzzNADConfig:./internal/netconf; do \
+	@for t in FuzzSelection:./internal/selection FuzzNADConfig:./internal/netconf \
+	          FuzzParseSeed:./internal/routes FuzzParseNetConf:./internal/routes FuzzPlanSubnetGroups:./internal/routes; do \
 	  echo "[fuzz] $${t%%:*} for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
 	done

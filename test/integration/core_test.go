@@ -87,6 +87,8 @@ func TestCore(t *testing.T) {
 		{"FailingThirdDelegateRollsBack", testFailingThirdDelegateRollsBack},
 		{"DaemonDownIsRetriable", testDaemonDownIsRetriable},
 		{"BadInputGetsClearErrors", testBadInput},
+		{"StatusReportsReadiness", testStatusReportsReadiness},
+		{"PerPodDefaultNetworkAndConfFileNAD", testPerPodDefaultNetworkAndConfFileNAD},
 		{"Kill9", testKill9},
 		{"GCRemovesForgottenSandboxes", testGCRemovesForgottenSandboxes},
 		{"SweepRemovesSandboxesWhoseNetnsIsGone", testSweep},
