@@ -5,6 +5,11 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+# The real node of the e2e tests and the demo (internal/testbed's Cluster): the container
+# runtime, and the static busybox its test image is made of.
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "[deps] installing ${need[*]} with apt-get" >&2
   if [ "$(id -u)" != 0 ]; then

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Builds the pinned test-bed tools (etcd, kube-apiserver, the reference CNI plugins,
-# golangci-lint) from the Go modules under hack/tools and caches them outside the clone, in
+# Builds the pinned test-bed tools (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kubectl, the reference CNI plugins, golangci-lint) from the Go modules under hack/tools and caches them outside the clone, in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/multinet/<key>/, keyed on the pins and the Go version, so
-# a fresh clone reuses them. Prints the cache directory on its last line.
+# a fresh clone reuses them. Builds hold ~/.cache/multinet/tools.lock (the lock
+# internal/testbed takes too), so concurrent callers build each tool once. Prints the cache
+# directory on its last line.
 #   hack/tools.sh            build what is missing
 #   hack/tools.sh kube|cni|lint   only that group
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/multinet
 export GOFLAGS=-mod=mod GONOSUMDB='k8s.io/*' CGO_ENABLED=0
+# The kubelet's container log symlinks go under the test bed's own root (internal/testbed's
+# clusterRoot), not /var/log/containers; the path is a build-time constant of the kubelet.
+testbed_root=/var/lib/multinet-testbed
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -27,16 +32,19 @@ build_group() { # $1 group; then name=package pairs
       ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=32 -X $p.gitTreeState=clean"
     done
     ldflags="-s -w$ld"
+    kubelet_ldflags="$ldflags -X k8s.io/kubernetes/pkg/kubelet.ContainerLogsDir=$testbed_root/container-logs"
   else
     ldflags="-s -w"
   fi
   for pair in "$@"; do
     local name=${pair%%=*} pkg=${pair#*=}
     [ -x "$dir/$name" ] && continue
+    local ld=$ldflags
+    [ "$name" = kubelet ] && ld=$kubelet_ldflags
     log "building $name from $pkg (cached in $dir)"
     case $name in kube-apiserver) log "kube-apiserver takes about 4-5 minutes cold on 2 cores";; esac
     local start=$SECONDS
-    (cd "$here/tools/$group" && go build -trimpath -ldflags "$ldflags" -o "$dir/$name.tmp" "$pkg")
+    (cd "$here/tools/$group" && go build -trimpath -ldflags "$ld" -o "$dir/$name.tmp" "$pkg")
     mv "$dir/$name.tmp" "$dir/$name"
     log "built $name in $((SECONDS - start))s"
   done
@@ -44,8 +52,15 @@ build_group() { # $1 group; then name=package pairs
 }
 
 want=${1:-all}
+mkdir -p "$cache_root"
+exec 9>"$cache_root/tools.lock"
+flock 9
 case $want in
-  kube|all) build_group kube etcd=go.etcd.io/etcd/server/v3 kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver ;;&
+  kube|all) build_group kube etcd=go.etcd.io/etcd/server/v3 kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+      kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
+      kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+      kubelet=k8s.io/kubernetes/cmd/kubelet \
+      kubectl=k8s.io/kubernetes/cmd/kubectl ;;&
   cni|all) build_group cni \
       bridge=github.com/containernetworking/plugins/plugins/main/bridge \
       macvlan=github.com/containernetworking/plugins/plugins/main/macvlan \

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 var toolDirs = struct {
@@ -39,18 +37,15 @@ func Tools(t testing.TB, group string) string {
 	return dir
 }
 
-// buildTools runs hack/tools.sh for one group under a file lock shared by every test process
-// on the machine, and returns the directory it prints on its last line.
+// buildTools runs hack/tools.sh for one group and returns the directory it prints on its
+// last line. hack/tools.sh holds a file lock shared by every process on the machine
+// (~/.cache/multinet/tools.lock) while it builds, so test binaries that go test runs in
+// parallel never build the same tool at the same time.
 func buildTools(group string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
-	unlock, err := lockTools()
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
 
 	var out bytes.Buffer
 	cmd := exec.Command(filepath.Join(root, "hack", "tools.sh"), group)
@@ -66,28 +61,6 @@ func buildTools(group string) (string, error) {
 		return "", fmt.Errorf("hack/tools.sh %s: last line %q is not a directory\n%s", group, dir, out.String())
 	}
 	return dir, nil
-}
-
-// lockTools takes an exclusive lock next to the tool cache, so that two test binaries
-// (go test runs packages in parallel) never build the same tool at the same time.
-func lockTools() (unlock func(), err error) {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return nil, fmt.Errorf("locating the tool cache: %w", err)
-	}
-	dir := filepath.Join(cache, "multinet")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the tool cache: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "tools.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening the tool lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
-	}
-	return func() { _ = f.Close() }, nil // closing releases the lock
 }
 
 // moduleRoot finds the directory holding hack/tools.sh: first from this source file's path
