@@ -33,22 +33,24 @@ type Options struct {
 	SweepInterval    metav1.Duration `json:"sweepInterval,omitempty"`
 	RequestTimeout   metav1.Duration `json:"requestTimeout,omitempty"`
 	WriteConflist    bool            `json:"writeConflist,omitempty"`
+	SyncCheckpoints  bool            `json:"syncCheckpoints,omitempty"`
 	LogLevel         string          `json:"logLevel,omitempty"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
 func Defaults() Options {
 	return Options{
-		CNIConfDir:     "/etc/cni/net.d",
-		CNIBinDir:      "/opt/cni/bin",
-		Socket:         cniapi.DefaultSocket,
-		StateDir:       "/var/lib/multinet",
-		MetricsAddress: "127.0.0.1:9091",
-		MaxParallel:    16,
-		SweepInterval:  metav1.Duration{Duration: time.Minute},
-		RequestTimeout: metav1.Duration{Duration: 3 * time.Minute},
-		WriteConflist:  true,
-		LogLevel:       "info",
+		CNIConfDir:      "/etc/cni/net.d",
+		CNIBinDir:       "/opt/cni/bin",
+		Socket:          cniapi.DefaultSocket,
+		StateDir:        "/var/lib/multinet",
+		MetricsAddress:  "127.0.0.1:9091",
+		MaxParallel:     16,
+		SweepInterval:   metav1.Duration{Duration: time.Minute},
+		RequestTimeout:  metav1.Duration{Duration: 3 * time.Minute},
+		WriteConflist:   true,
+		SyncCheckpoints: true,
+		LogLevel:        "info",
 	}
 }
 
@@ -71,6 +73,7 @@ func Parse(args []string) (Options, error) {
 	fs.DurationVar(&o.SweepInterval.Duration, "sweep-interval", o.SweepInterval.Duration, "how often sandboxes whose netns is gone are cleaned up")
 	fs.DurationVar(&o.RequestTimeout.Duration, "request-timeout", o.RequestTimeout.Duration, "time limit of one CNI request")
 	fs.BoolVar(&o.WriteConflist, "write-conflist", o.WriteConflist, "write multinet's conflist into --cni-conf-dir once ready")
+	fs.BoolVar(&o.SyncCheckpoints, "sync-checkpoints", o.SyncCheckpoints, "fsync each ADD's intent record before calling delegates, so it survives a power loss too (false: a daemon crash only; saves one disk flush per ADD)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -27,6 +27,7 @@ const namespace = "bench"
 type bed struct {
 	*testbed.Node
 	metrics string
+	last    map[string]float64 // the daemon's duration histogram at the last reading
 	direct  *libcni.CNIConfig
 	nets    []*libcni.NetworkConfigList // the secondary networks' conflists, as the NADs hold them
 	cluster *libcni.NetworkConfigList

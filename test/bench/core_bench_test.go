@@ -47,6 +47,7 @@ func (bd *bed) latency(b *testing.B, tw *tabwriter.Writer) {
 			viaMultinet = append(viaMultinet, bd.multinetAddDel(b, sb))
 			direct = append(direct, bd.directAddDel(b, sb, k))
 		}
+		bd.daemonTime(b, tw, k)
 		for _, p := range []struct {
 			name string
 			q    float64
@@ -56,6 +57,22 @@ func (bd *bed) latency(b *testing.B, tw *tabwriter.Writer) {
 			b.ReportMetric(float64(m-d)/1e6, fmt.Sprintf("overhead-ms-%s-k%d", p.name, k))
 		}
 	}
+}
+
+// daemonTime prints how long multinetd itself spent per ADD and DEL (mean, from its
+// histogram), since the last call: the rest of the overhead is the shim and the socket.
+func (bd *bed) daemonTime(b *testing.B, tw *tabwriter.Writer, k int) {
+	now := bd.scrape(b, "multinet_cni_request_duration_seconds_")
+	for _, cmd := range []string{"ADD", "DEL"} {
+		sumKey := fmt.Sprintf(`multinet_cni_request_duration_seconds_sum{command=%q}`, cmd)
+		countKey := fmt.Sprintf(`multinet_cni_request_duration_seconds_count{command=%q}`, cmd)
+		sum, count := now[sumKey]-bd.last[sumKey], now[countKey]-bd.last[countKey]
+		if count > 0 {
+			fmt.Fprintf(tw, "  of which in multinetd (mean %s, %d secondary)\t%s\t-\t\n", cmd, k,
+				ms(time.Duration(sum/count*1e9)))
+		}
+	}
+	bd.last = now
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
@@ -83,6 +100,15 @@ func (bd *bed) apiCost(b *testing.B, tw *tabwriter.Writer) {
 
 // apiRequests scrapes multinet_api_requests_total by method.
 func (bd *bed) apiRequests(b *testing.B) map[string]float64 {
+	out := map[string]float64{}
+	for sample, v := range bd.scrape(b, "multinet_api_requests_total{") {
+		out[labelValue(sample, "method")] += v
+	}
+	return out
+}
+
+// scrape reads the daemon's metric samples whose text starts with prefix: sample -> value.
+func (bd *bed) scrape(b *testing.B, prefix string) map[string]float64 {
 	resp, err := http.Get(bd.metrics)
 	if err != nil {
 		b.Fatal(err)
@@ -92,15 +118,27 @@ func (bd *bed) apiRequests(b *testing.B) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "multinet_api_requests_total{") {
+		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
-		i := strings.Index(line, `method="`)
-		method := line[i+8 : i+8+strings.Index(line[i+8:], `"`)]
-		v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		out[method] += v
+		i := strings.LastIndex(line, " ")
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			b.Fatalf("metric sample %q: %v", line, err)
+		}
+		out[line[:i]] = v
 	}
 	return out
+}
+
+// labelValue is the value of label in a sample such as name{a="x",b="y"}.
+func labelValue(sample, label string) string {
+	_, rest, ok := strings.Cut(sample, label+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
 }
 
 func (bd *bed) throughput(b *testing.B, tw *tabwriter.Writer) {
