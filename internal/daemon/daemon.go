@@ -47,6 +47,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if !o.SyncCheckpoints {
+		store = store.WithoutSync()
+	}
 	if o.ShimSource != "" {
 		if err := install.Binaries(o.ShimSource, o.CNIBinDir); err != nil {
 			return err
