@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -24,10 +25,17 @@ type conf struct {
 	Socket string `json:"socket"`
 }
 
+// timeout bounds one forwarded call; runtimes give up on a CNI call well before that.
+const timeout = 5 * time.Minute
+
 // Funcs returns the CNI verbs for skel.PluginMainFuncs, writing results to out.
 func Funcs(out io.Writer) skel.CNIFuncs {
 	fwd := func(command string) func(*skel.CmdArgs) error {
-		return func(args *skel.CmdArgs) error { return Forward(context.Background(), command, args, out) }
+		return func(args *skel.CmdArgs) error {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			return Forward(ctx, command, args, out)
+		}
 	}
 	return skel.CNIFuncs{Add: fwd("ADD"), Del: fwd("DEL"), Check: fwd("CHECK"), GC: fwd("GC"), Status: fwd("STATUS")}
 }
