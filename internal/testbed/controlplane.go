@@ -47,8 +47,10 @@ type ControlPlane struct {
 type Option func(*options)
 
 type options struct {
-	rbac   bool
-	tokens []string // lines of the token auth file
+	rbac            bool
+	tokens          []string // lines of the token auth file
+	serviceAccounts bool     // keep the ServiceAccount admission plugin (a Cluster has its controllers)
+	extraArgs       []string // more kube-apiserver flags (a Cluster's kubelet client certificate)
 }
 
 // WithRBAC runs kube-apiserver with --authorization-mode=RBAC instead of AlwaysAllow. The
@@ -202,7 +204,7 @@ func (c *ControlPlane) apiserverArgs() []string {
 	if c.opts.rbac {
 		authz = "RBAC"
 	}
-	return []string{
+	args := []string{
 		"--etcd-servers=" + c.etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -219,9 +221,12 @@ func (c *ControlPlane) apiserverArgs() []string {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--allow-privileged=true",
-		"--disable-admission-plugins=ServiceAccount",
 		"-v=0",
 	}
+	if !c.opts.serviceAccounts {
+		args = append(args, "--disable-admission-plugins=ServiceAccount")
+	}
+	return append(args, c.opts.extraArgs...)
 }
 
 // stop kills both components, apiserver first. When the test failed, it logs the tail of
