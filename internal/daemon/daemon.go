@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -18,7 +19,10 @@ import (
 
 	"github.com/multinet/multinet/internal/attach"
 	"github.com/multinet/multinet/internal/checkpoint"
+	"github.com/multinet/multinet/internal/cniapi"
 	"github.com/multinet/multinet/internal/delegate"
+	"github.com/multinet/multinet/internal/dhcp"
+	"github.com/multinet/multinet/internal/dhcp/ipam"
 	"github.com/multinet/multinet/internal/install"
 	"github.com/multinet/multinet/internal/metrics"
 	"github.com/multinet/multinet/internal/podinfo"
@@ -50,6 +54,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if !o.SyncCheckpoints {
 		store = store.WithoutSync()
 	}
+	leaseCtx, stopLeases := context.WithCancel(ctx)
+	leases, err := startLeases(leaseCtx, o, log)
+	if err != nil {
+		stopLeases()
+		return err
+	}
+	defer func() { stopLeases(); leases.Wait() }()
 	if o.ShimSource != "" {
 		if err := install.Binaries(o.ShimSource, o.CNIBinDir); err != nil {
 			return err
@@ -72,19 +83,47 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 	})
-	return serve(ctx, o, mgr, m, log)
+	return serve(ctx, o, mgr, leases, m, log)
+}
+
+// startLeases reloads the DHCP leases and tells every plugin multinetd runs (and their IPAM
+// plugins, which inherit the environment) where the lease manager listens.
+func startLeases(ctx context.Context, o Options, log *slog.Logger) (*dhcp.Manager, error) {
+	leases, err := dhcp.New(filepath.Join(o.StateDir, "dhcp"), log)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Setenv(ipam.SocketEnv, o.Socket); err != nil {
+		return nil, fmt.Errorf("set %s: %w", ipam.SocketEnv, err)
+	}
+	leases.Start(ctx)
+	return leases, nil
+}
+
+// handler serves the shim on cniapi.Path and the DHCP lease manager on ipam.Path. Both speak
+// the same protocol, so the lease manager reuses the server (decoding, limits, CNI errors)
+// with the path it expects.
+func handler(o Options, mgr *attach.Manager, leases *dhcp.Manager, m *metrics.Metrics, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(cniapi.Path, server.New(mgr, attach.ToCNI, m.ObserveCNI, o.RequestTimeout.Duration, log))
+	lease := server.New(leases, dhcp.ToCNI, nil, o.RequestTimeout.Duration, log)
+	mux.HandleFunc(ipam.Path, func(w http.ResponseWriter, r *http.Request) {
+		r = r.Clone(r.Context())
+		r.URL.Path = cniapi.Path
+		lease.ServeHTTP(w, r)
+	})
+	return mux
 }
 
 // serve listens on the shim socket, declares readiness once multinet's conflist is in place
 // (retrying until the cluster network shows up), sweeps periodically and stops gracefully
 // with ctx.
-func serve(ctx context.Context, o Options, mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) error {
+func serve(ctx context.Context, o Options, mgr *attach.Manager, leases *dhcp.Manager, m *metrics.Metrics, log *slog.Logger) error {
 	l, err := server.Listen(o.Socket)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: server.New(mgr, attach.ToCNI, m.ObserveCNI, o.RequestTimeout.Duration, log),
-		ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler(o, mgr, leases, m, log), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	ready := becomeReady(o, mgr, m, log, true)

@@ -1,0 +1,113 @@
+// Package ipam is the multinet-dhcp CNI IPAM plugin: it holds no state and makes no decision,
+// it forwards each invocation to multinetd's lease manager over the daemon's unix socket and
+// relays the answer. The socket is $MULTINET_SOCKET (set by multinetd for every plugin it
+// runs), else the ipam "socket" field, else /run/multinet/multinet.sock.
+package ipam
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/multinet/multinet/internal/cniapi"
+)
+
+// Path is where multinetd serves the lease manager on its socket.
+const Path = "/dhcp"
+
+// SocketEnv names the environment variable multinetd sets to its socket.
+const SocketEnv = "MULTINET_SOCKET"
+
+// callTimeout bounds one call to the daemon; the daemon bounds the DHCP conversation itself
+// by the network's "timeout".
+const callTimeout = 5 * time.Minute
+
+// Main is the plugin's main.
+func Main() {
+	fwd := func(command string) func(*skel.CmdArgs) error {
+		return func(args *skel.CmdArgs) error {
+			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			defer cancel()
+			return Forward(ctx, command, args, os.Getenv(SocketEnv), os.Stdout)
+		}
+	}
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: fwd("ADD"), Del: fwd("DEL"), Check: fwd("CHECK"), GC: fwd("GC"),
+		Status: fwd("STATUS")}, version.All, "multinet-dhcp: DHCP IPAM served by multinetd")
+}
+
+// Forward sends one invocation to the daemon at socket (empty: from the config) and writes
+// its result to out.
+func Forward(ctx context.Context, command string, args *skel.CmdArgs, socket string, out io.Writer) error {
+	if socket == "" {
+		socket = socketFromConf(args.StdinData)
+	}
+	body, err := json.Marshal(cniapi.Request{Command: command, ContainerID: args.ContainerID, Netns: args.Netns,
+		IfName: args.IfName, Args: args.Args, Path: args.Path, Config: args.StdinData})
+	if err != nil {
+		return types.NewError(types.ErrInternal, "multinet-dhcp: encode request", err.Error())
+	}
+	resp, err := post(ctx, socket, body)
+	if err != nil {
+		return types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("multinet-dhcp: multinetd is not reachable at %s (is the multinet DaemonSet running on this node?)", socket),
+			err.Error())
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	if len(resp.Result) > 0 {
+		_, err = out.Write(append(resp.Result, '\n'))
+	}
+	return err
+}
+
+// socketFromConf reads ipam.socket, else the default socket.
+func socketFromConf(stdin []byte) string {
+	var c struct {
+		IPAM struct {
+			Socket string `json:"socket"`
+		} `json:"ipam"`
+	}
+	if json.Unmarshal(stdin, &c) == nil && c.IPAM.Socket != "" {
+		return c.IPAM.Socket
+	}
+	return cniapi.DefaultSocket
+}
+
+func post(ctx context.Context, socket string, body []byte) (*cniapi.Response, error) {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://multinetd"+Path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("request to %s: %w", socket, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s on %s: %w", Path, socket, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, bytes.TrimSpace(msg))
+	}
+	var out cniapi.Response
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode reply: %w", err)
+	}
+	return &out, nil
+}

@@ -1,0 +1,370 @@
+// Package dhcp is multinetd's DHCP lease manager, the daemon side of the multinet-dhcp IPAM
+// plugin: for each pod interface it runs the DHCP client inside the pod's network namespace,
+// keeps the lease on disk, renews it at T1 and rebinds at T2 for as long as the pod lives,
+// picks leases up again after a daemon restart (INIT-REBOOT, without touching the pod), and
+// releases it on DEL. It turns the server's options (router, classless and classful static
+// routes, DNS, MTU) into the CNI result under the network's router mode; options it does not
+// use or cannot parse are logged and left out, never fatal.
+package dhcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/multinet/multinet/internal/cniapi"
+)
+
+// maxRenewing bounds the DHCP conversations renewals run at once (ADDs are bounded by the
+// daemon's delegate slots).
+const maxRenewing = 32
+
+// Manager holds the leases of a node's pods.
+type Manager struct {
+	store store
+	log   *slog.Logger
+	sem   chan struct{}
+	locks keyLocks
+
+	mu   sync.Mutex
+	held map[string]*held
+	ctx  context.Context // lifetime of the keepers, from Start
+	wg   sync.WaitGroup
+}
+
+// held is a lease and the goroutine that keeps it.
+type held struct {
+	mu     sync.Mutex
+	lease  Lease
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (h *held) get() Lease {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lease
+}
+
+func (h *held) set(l Lease) {
+	h.mu.Lock()
+	h.lease = l
+	h.mu.Unlock()
+}
+
+// New opens the lease directory. Call Start before serving.
+func New(dir string, log *slog.Logger) (*Manager, error) {
+	s, err := openStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{store: s, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
+		ctx: context.Background(), locks: keyLocks{m: map[string]*keyLock{}}}, nil
+}
+
+// Start reloads the leases kept on disk and keeps each one (an INIT-REBOOT first, since the
+// daemon may have missed a renewal) until DEL or until ctx ends.
+func (m *Manager) Start(ctx context.Context) {
+	m.ctx = ctx
+	leases, errs := m.store.all()
+	for _, err := range errs {
+		m.log.Error("DHCP lease not reloaded", "err", err)
+	}
+	for _, l := range leases {
+		m.keep(l, true)
+	}
+	m.log.Info("DHCP leases reloaded", "count", len(leases), "dir", m.store.dir)
+}
+
+// Wait returns once every keeper has stopped (after Start's ctx ended). Leases stay on disk
+// and with the server: the next start renews them.
+func (m *Manager) Wait() { m.wg.Wait() }
+
+// Add gets a lease for the interface (or returns the one it holds) and returns the CNI
+// result in the network's version.
+func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage, error) {
+	req, err := decode(in)
+	if err != nil {
+		return nil, cniError(types.ErrInvalidNetworkConfig, err)
+	}
+	if in.ContainerID == "" || in.IfName == "" || in.Netns == "" {
+		return nil, cniError(types.ErrInvalidEnvironmentVariables,
+			errors.New("multinet-dhcp needs CNI_CONTAINERID, CNI_IFNAME and CNI_NETNS"))
+	}
+	defer m.locks.lock(key(in.ContainerID, in.IfName))()
+	l := m.current(req)
+	if l == nil {
+		if l, err = m.acquire(ctx, req); err != nil {
+			err = fmt.Errorf("pod %s, network %q, interface %s: %w", req.pod, req.network, in.IfName, err)
+			if errors.Is(err, errNoAnswer) {
+				return nil, cniError(types.ErrTryAgainLater, err)
+			}
+			return nil, cniError(types.ErrInternal, err)
+		}
+	}
+	s := interpret(l.ack, &req.conf)
+	return render(s.Result(req.conf.Priority), req.version)
+}
+
+// current is the lease held for the request's interface in the same netns (a repeated ADD);
+// one held for another netns (a reused container ID) is released first.
+func (m *Manager) current(req *request) *Lease {
+	h := m.lookup(key(req.ContainerID, req.IfName))
+	if h == nil {
+		return nil
+	}
+	if l := h.get(); l.Netns == req.Netns {
+		return &l
+	}
+	m.forget(key(req.ContainerID, req.IfName), true)
+	return nil
+}
+
+// acquire runs DISCOVER..ACK within the network's timeout, applies the MTU, keeps the lease
+// on disk and starts its keeper.
+func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
+	id, err := identityFor(req)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lease{ContainerID: req.ContainerID, IfName: req.IfName, Netns: req.Netns, Network: req.network,
+		ConfName: req.confName, Pod: req.pod, Identity: id, RenewAfter: req.conf.RenewAfter, Uplink: req.bridge}
+	ctx, cancel := context.WithTimeout(ctx, req.conf.Timeout.Duration)
+	defer cancel()
+	x, err := open(l.link(), nil, firstWait(req.conf.Timeout.Duration, req.conf.Retries), req.conf.Retries)
+	if err != nil {
+		return nil, err
+	}
+	l.HWAddr = x.hw.String()
+	ack, err := x.discover(ctx, &id, nil)
+	x.close()
+	if err != nil {
+		return nil, err
+	}
+	l.setACK(ack, time.Now())
+	s := interpret(ack, &req.conf)
+	if s.MTU > 0 {
+		if err := setMTU(l.link(), s.MTU); err != nil {
+			s.Ignored = append(s.Ignored, fmt.Sprintf("option 26 (MTU %d): %v", s.MTU, err))
+		}
+	}
+	if err := m.store.save(l); err != nil {
+		m.release(l, true)
+		return nil, err
+	}
+	m.keep(l, false)
+	m.log.Info("DHCP lease acquired", l.attrs("server", ack.ServerIdentifier().String(),
+		"lease", ack.IPAddressLeaseTime(0).String(), "ignored", s.Ignored)...)
+	return l, nil
+}
+
+// Del releases the interface's lease and forgets it. Without a netns (the runtime passes
+// none once it is gone) the lease is forgotten without a DHCPRELEASE; DEL of an unknown
+// interface succeeds.
+func (m *Manager) Del(_ context.Context, in *cniapi.Request) error {
+	if in.ContainerID == "" || in.IfName == "" {
+		return cniError(types.ErrInvalidEnvironmentVariables, errors.New("multinet-dhcp needs CNI_CONTAINERID and CNI_IFNAME"))
+	}
+	k := key(in.ContainerID, in.IfName)
+	defer m.locks.lock(k)()
+	if m.forget(k, in.Netns != "") {
+		return nil
+	}
+	l, err := m.store.load(in.ContainerID, in.IfName)
+	if err != nil {
+		m.log.Warn("unreadable DHCP lease forgotten", "containerID", in.ContainerID, "ifname", in.IfName, "err", err)
+	}
+	if l != nil {
+		m.release(l, in.Netns != "")
+	}
+	return m.store.remove(in.ContainerID, in.IfName)
+}
+
+// forget stops the keeper of a held lease, releases it and removes it from disk; it reports
+// whether the lease was held. podAlive is false when the runtime passed no netns.
+func (m *Manager) forget(k string, podAlive bool) bool {
+	m.mu.Lock()
+	h := m.held[k]
+	delete(m.held, k)
+	m.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	h.cancel()
+	<-h.done
+	l := h.get()
+	m.release(&l, podAlive)
+	if err := m.store.remove(l.ContainerID, l.IfName); err != nil {
+		m.log.Error("DHCP lease file not removed", l.attrs("err", err)...)
+	}
+	m.log.Info("DHCP lease forgotten", l.attrs()...)
+	return true
+}
+
+// release sends DHCPRELEASE from the first of the lease's release links that works; if none
+// does, that is logged (the server reclaims the address at expiry).
+func (m *Manager) release(l *Lease, podAlive bool) {
+	hw, _ := net.ParseMAC(l.HWAddr)
+	var errs []error
+	for _, lk := range l.releaseLinks(podAlive) {
+		x, err := open(lk, l.IP(), time.Second, 1)
+		if err == nil {
+			err = x.release(&l.Identity, l.ack, hw)
+			x.close()
+		}
+		if err == nil {
+			m.log.Debug("DHCPRELEASE sent", l.attrs("via", lk.IfName)...)
+			return
+		}
+		errs = append(errs, err)
+	}
+	m.log.Info("DHCPRELEASE not sent; the server reclaims the address when the lease expires",
+		l.attrs("err", errors.Join(errs...))...)
+}
+
+// Check succeeds while the interface holds an unexpired lease.
+func (m *Manager) Check(_ context.Context, in *cniapi.Request) error {
+	h := m.lookup(key(in.ContainerID, in.IfName))
+	if h == nil {
+		return cniError(types.ErrInternal, fmt.Errorf("no DHCP lease for %s of container %s", in.IfName, in.ContainerID))
+	}
+	l := h.get()
+	if l.phaseAt(time.Now()) == expired {
+		return cniError(types.ErrInternal, fmt.Errorf("DHCP lease of %s on %s expired at %s", l.IP(), in.IfName,
+			l.Bound.Add(l.ack.IPAddressLeaseTime(0)).Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// GC releases the leases of the network whose attachment is not in the valid list (CNI 1.1).
+func (m *Manager) GC(_ context.Context, in *cniapi.Request) error {
+	var conf struct {
+		Name  string               `json:"name"`
+		Valid []types.GCAttachment `json:"cni.dev/valid-attachments"`
+	}
+	if err := json.Unmarshal(in.Config, &conf); err != nil {
+		return cniError(types.ErrDecodingFailure, fmt.Errorf("GC configuration: %w", err))
+	}
+	valid := map[string]bool{}
+	for _, a := range conf.Valid {
+		valid[key(a.ContainerID, a.IfName)] = true
+	}
+	m.mu.Lock()
+	var stale []string
+	for k, h := range m.held {
+		if l := h.get(); l.ConfName == conf.Name && !valid[k] {
+			stale = append(stale, k)
+		}
+	}
+	m.mu.Unlock()
+	for _, k := range stale {
+		unlock := m.locks.lock(k)
+		m.forget(k, true)
+		unlock()
+	}
+	return nil
+}
+
+// Status is ready whenever the daemon answers.
+func (m *Manager) Status(context.Context, *cniapi.Request) error { return nil }
+
+// Held is the number of leases kept (for tests and the benchmark).
+func (m *Manager) Held() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.held)
+}
+
+func (m *Manager) lookup(k string) *held {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.held[k]
+}
+
+func (l *Lease) attrs(more ...any) []any {
+	return append([]any{"pod", l.Pod.String(), "network", l.Network, "ifname", l.IfName,
+		"containerID", l.ContainerID, "ip", l.IP().String()}, more...)
+}
+
+// render converts the result to the network's CNI version.
+func render(res *types100.Result, version string) (json.RawMessage, error) {
+	if version == "" {
+		version = types100.ImplementedSpecVersion
+	}
+	conv, err := res.GetAsVersion(version)
+	if err != nil {
+		return nil, cniError(types.ErrIncompatibleCNIVersion, fmt.Errorf("result as CNI %s: %w", version, err))
+	}
+	out, err := json.Marshal(conv)
+	if err != nil {
+		return nil, fmt.Errorf("encode result: %w", err)
+	}
+	return out, nil
+}
+
+// cniError gives err a CNI error code; the message is err's whole chain.
+func cniError(code uint, err error) error {
+	return &codedError{code: code, err: err}
+}
+
+type codedError struct {
+	code uint
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+// CNI is the error as the plugin prints it.
+func (e *codedError) CNI() *types.Error { return &types.Error{Code: e.code, Msg: e.err.Error()} }
+
+// ToCNI maps any error of the manager to the CNI error the plugin returns.
+func ToCNI(err error) *types.Error {
+	if err == nil {
+		return nil
+	}
+	var ce *codedError
+	if errors.As(err, &ce) {
+		return &types.Error{Code: ce.code, Msg: err.Error()}
+	}
+	return &types.Error{Code: types.ErrInternal, Msg: err.Error()}
+}
+
+// keyLocks serialises the verbs on one attachment.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+func (k *keyLocks) lock(name string) func() {
+	k.mu.Lock()
+	l := k.m[name]
+	if l == nil {
+		l = &keyLock{}
+		k.m[name] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.m, name)
+		}
+		k.mu.Unlock()
+	}
+}

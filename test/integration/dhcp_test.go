@@ -1,0 +1,346 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/multinet/multinet/internal/testbed"
+)
+
+// TestDHCP attaches pods through the core path to networks whose IPAM is multinet-dhcp,
+// against dnsmasq serving from its own netns.
+func TestDHCP(t *testing.T) {
+	testbed.RequireRoot(t)
+	cp := testbed.StartControlPlane(t)
+	for _, c := range []struct {
+		name string
+		f    func(*testing.T, *testbed.ControlPlane)
+	}{
+		{"LeaseRoutesDNSAndMTUReachThePodAndStatus", testDHCPLease},
+		{"RouterWith121And249And33AtOnce", testDHCPBlogCase},
+		{"RestartMidLeaseKeepsAndRenewsTheAddress", testDHCPRestart},
+		{"DelReleasesAndTwiceIsFine", testDHCPDel},
+		{"DelWithNetnsRemoved", testDHCPDelNetnsGone},
+		{"ServerDownFailsWithinTimeoutWithEvent", testDHCPServerDown},
+		{"FiftyPodsFiftyLeases", testDHCPFiftyPods},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
+	}
+}
+
+// dhcpNAD is a bridge network on the server's bridge with multinet-dhcp IPAM; ipam holds
+// extra ipam fields (",\"router\":\"default\"").
+func dhcpNAD(name, bridge, ipam string) string {
+	return fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"bridge","bridge":%q,"isGateway":false,"ipMasq":false,
+		"ipam":{"type":"multinet-dhcp"%s}}`, name, bridge, ipam)
+}
+
+// podRoutes are the IPv4 routes on ifname in the pod.
+func podRoutes(t *testing.T, netns ns.NetNS, ifname string) []netlink.Route {
+	t.Helper()
+	var out []netlink.Route
+	err := netns.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		out, err = netlinksafe.RouteList(l, netlink.FAMILY_V4)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// routeVia finds the route to dst ("0.0.0.0/0" for the default) and its gateway.
+func routeVia(rs []netlink.Route, dst string) (string, bool) {
+	for _, r := range rs {
+		d := "0.0.0.0/0"
+		if r.Dst != nil {
+			d = r.Dst.String()
+		}
+		if d == dst {
+			return r.Gw.String(), true
+		}
+	}
+	return "", false
+}
+
+func podMTU(t *testing.T, netns ns.NetNS, ifname string) int {
+	t.Helper()
+	var mtu int
+	err := netns.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName(ifname)
+		if err == nil {
+			mtu = l.Attrs().MTU
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mtu
+}
+
+// leaseFiles lists the daemon's lease records.
+func (e *env) leaseFiles(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(e.StateDir, "dhcp"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, en := range entries {
+		if !strings.HasPrefix(en.Name(), ".") {
+			out = append(out, en.Name())
+		}
+	}
+	return out
+}
+
+func testDHCPLease(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := newDHCPServer(t, 1, "--dhcp-option=3,10.40.1.1", "--dhcp-option=6,10.40.1.53,10.40.1.54",
+		"--dhcp-option=15,dhcp.test", "--dhcp-option=121,10.41.0.0/16,10.40.1.1,10.45.7.0/24,10.40.1.2",
+		"--dhcp-option=26,1400")
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
+	sb := e.NewSandbox(t, e.ns, "web", map[string]string{networks: "lan"})
+	e.MustAdd(t, sb)
+	ip := testbed.IPv4(t, sb.Netns, "net1")
+	if !strings.HasPrefix(ip.String(), "10.40.1.") {
+		t.Fatalf("net1 has %s, want a lease from 10.40.1.0/24", ip)
+	}
+	rs := podRoutes(t, sb.Netns, "net1")
+	for dst, gw := range map[string]string{"10.41.0.0/16": "10.40.1.1", "10.45.7.0/24": "10.40.1.2"} {
+		if got, ok := routeVia(rs, dst); !ok || got != gw {
+			t.Errorf("route to %s via %q (present %v), want via %s (option 121); routes %v", dst, got, ok, gw, rs)
+		}
+	}
+	if gw, ok := routeVia(rs, "0.0.0.0/0"); ok {
+		t.Errorf("default route via %s on net1: router mode ignore must leave the default route alone", gw)
+	}
+	if mtu := podMTU(t, sb.Netns, "net1"); mtu != 1400 {
+		t.Errorf("net1 MTU %d, want 1400 (option 26)", mtu)
+	}
+	st := e.NetworkStatus(t, sb, 2)[1]
+	if !slices.Equal(st.IPs, []string{ip.String()}) || !slices.Equal(st.DNS.Nameservers, []string{"10.40.1.53", "10.40.1.54"}) ||
+		st.DNS.Domain != "dhcp.test" || len(st.Gateway) != 0 {
+		t.Errorf("network-status %+v: want ips [%s], dns 10.40.1.53 10.40.1.54 domain dhcp.test, no gateway (mode ignore)", st, ip)
+	}
+	l, ok := srv.LeaseOf(t, ip.String())
+	if !ok || l.Hostname != "web" || !strings.HasPrefix(l.ClientID, "ff:") {
+		t.Errorf("server lease for %s: %+v (found %v), want host name web and an RFC 4361 client-id", ip, l, ok)
+	}
+	e.MustDel(t, sb)
+}
+
+// testDHCPBlogCase is the configuration of shared/seeds' blog post: macvlan, a router option
+// and routes in 121, 249 and 33 at once, plus static routes in the ipam section.
+func testDHCPBlogCase(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := newDHCPServer(t, 2, "--dhcp-option=3,10.40.2.1",
+		"--dhcp-option=121,0.0.0.0/0,10.40.2.1,10.41.0.0/16,10.40.2.1,10.40.2.0/24,0.0.0.0",
+		"--dhcp-option=249,0.0.0.0/0,10.40.2.1,10.41.0.0/16,10.40.2.1",
+		"--dhcp-option=33,10.42.0.0,10.40.2.1,10.43.0.0,10.40.2.1")
+	for _, mode := range []string{"ignore", "default"} {
+		conf := fmt.Sprintf(`{"cniVersion":"0.3.1","name":"mv-%s","type":"macvlan","master":%q,"mode":"bridge",
+			"ipam":{"type":"multinet-dhcp","router":%q,"routes":[{"dst":"10.44.0.0/16","gw":"10.40.2.1"}]},
+			"dns":{"nameservers":["10.40.2.53"]}}`, mode, srv.Bridge, mode)
+		e.CP.CreateNAD(t, e.ns, "mv-"+mode, conf)
+		sb := e.NewSandbox(t, e.ns, "blog-"+mode, map[string]string{networks: "mv-" + mode})
+		e.MustAdd(t, sb)
+		rs := podRoutes(t, sb.Netns, "net1")
+		for _, dst := range []string{"10.41.0.0/16", "10.44.0.0/16"} {
+			if gw, ok := routeVia(rs, dst); !ok || gw != "10.40.2.1" {
+				t.Errorf("mode %s: route to %s via %q (%v), want via 10.40.2.1", mode, dst, gw, ok)
+			}
+		}
+		if _, ok := routeVia(rs, "10.42.0.0/16"); ok {
+			t.Errorf("mode %s: option 33 route installed although option 121 is present (RFC 3442)", mode)
+		}
+		gw, ok := routeVia(rs, "0.0.0.0/0")
+		if mode == "ignore" && ok {
+			t.Errorf("mode ignore: default route via %s on net1", gw)
+		}
+		if mode == "default" && (!ok || gw != "10.40.2.1") {
+			t.Errorf("mode default: default route via %q (%v), want via 10.40.2.1 on net1", gw, ok)
+		}
+		if err := testbed.Ping(t, sb.Netns, net.ParseIP(srv.Addr)); err != nil {
+			t.Errorf("mode %s: %v", mode, err)
+		}
+		e.MustDel(t, sb)
+	}
+}
+
+func testDHCPRestart(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := newDHCPServer(t, 3)
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, `,"renewAfter":"2s"`))
+	sb := e.NewSandbox(t, e.ns, "db", map[string]string{networks: "lan"})
+	e.MustAdd(t, sb)
+	ip := testbed.IPv4(t, sb.Netns, "net1").String()
+	first, _ := srv.LeaseOf(t, ip)
+	renewed := waitRenewal(t, srv, ip, first.Expiry)
+	e.Stop()
+	time.Sleep(3 * time.Second) // a renewal is missed while the daemon is down
+	e.Start(t)
+	waitRenewal(t, srv, ip, renewed)
+	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
+		t.Errorf("net1 has %s after the restart, had %s", got, ip)
+	}
+	if ls := srv.Leases(t); len(ls) != 1 || ls[0].IP != ip {
+		t.Errorf("server leases %+v, want only %s", ls, ip)
+	}
+	if !strings.Contains(e.Log(), `"msg":"DHCP leases reloaded","count":1`) {
+		t.Errorf("daemon log does not say it reloaded the lease:\n%s", e.Log())
+	}
+	e.MustDel(t, sb)
+}
+
+// waitRenewal waits for the server's lease of ip to expire later than after, and returns
+// the new expiry.
+func waitRenewal(t *testing.T, srv *dhcpServer, ip string, after int64) int64 {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if l, ok := srv.LeaseOf(t, ip); ok && l.Expiry > after {
+			return l.Expiry
+		}
+	}
+	t.Fatalf("no renewal of %s seen in the server's lease file\n%s", ip, srv.Log())
+	return 0
+}
+
+func testDHCPDel(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := newDHCPServer(t, 4)
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
+	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "lan"})
+	e.MustAdd(t, sb)
+	ip := testbed.IPv4(t, sb.Netns, "net1").String()
+	if _, ok := srv.LeaseOf(t, ip); !ok || len(e.leaseFiles(t)) != 1 {
+		t.Fatalf("lease of %s: server has it %v, daemon records %v", ip, ok, e.leaseFiles(t))
+	}
+	e.MustDel(t, sb)
+	waitReleased(t, srv, ip)
+	e.MustDel(t, sb)
+	if got := e.leaseFiles(t); len(got) != 0 {
+		t.Errorf("lease records left: %v", got)
+	}
+}
+
+func testDHCPDelNetnsGone(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := newDHCPServer(t, 5)
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
+	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "lan"})
+	e.MustAdd(t, sb)
+	ip := testbed.IPv4(t, sb.Netns, "net1").String()
+	removeNetns(t, sb)
+	rt := e.RuntimeConf(sb)
+	rt.NetNS = ""
+	if err := e.Runtime.DelNetworkList(testbed.Ctx(t), e.Conflist(t), rt); err != nil {
+		t.Fatalf("DEL with the netns gone: %v\n%s", err, e.Log())
+	}
+	if got := e.leaseFiles(t); len(got) != 0 {
+		t.Errorf("lease records left: %v", got)
+	}
+	if got := e.Checkpoints(t); len(got) != 0 {
+		t.Errorf("checkpoint records left: %v", got)
+	}
+	waitReleased(t, srv, ip) // a bridge network's lease is released on the host bridge
+}
+
+// waitReleased waits until the server no longer lists ip.
+func waitReleased(t *testing.T, srv *dhcpServer, ip string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, ok := srv.LeaseOf(t, ip); !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server still lists %s after DEL (no DHCPRELEASE)\n%s", ip, srv.Log())
+		}
+	}
+}
+
+func testDHCPServerDown(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := newDHCPServer(t, 6)
+	srv.Stop()
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, `,"timeout":"3s","retries":2`))
+	sb := e.NewSandbox(t, e.ns, "lost", map[string]string{networks: "lan"})
+	start := time.Now()
+	_, err := e.Add(t, sb)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("ADD succeeded without a DHCP server")
+	}
+	if took > 8*time.Second {
+		t.Errorf("ADD failed after %s, want about the 3s timeout", took)
+	}
+	for _, want := range []string{"sent DHCPDISCOVER 2 times over 3s", "no offer", "net1", e.ns + "/lan", e.ns + "/lost"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	evs := e.WaitEvent(t, sb.Pod, "NetworkSetupFailed")
+	found := false
+	for _, ev := range evs {
+		found = found || strings.Contains(ev.Message, "sent DHCPDISCOVER 2 times")
+	}
+	if !found {
+		t.Errorf("no NetworkSetupFailed Event naming the DISCOVERs: %+v", evs)
+	}
+	if got := e.leaseFiles(t); len(got) != 0 {
+		t.Errorf("lease records after a failed ADD: %v", got)
+	}
+}
+
+func testDHCPFiftyPods(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	// dnsmasq pings each new address before offering it, one at a time (about 3s each): a
+	// burst of 50 would need minutes. Production servers with that check need a longer timeout.
+	srv := newDHCPServer(t, 7, "--no-ping")
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
+	const n = 50
+	sbs := make([]*testbed.Sandbox, n)
+	for i := range sbs {
+		sbs[i] = e.NewSandbox(t, e.ns, fmt.Sprintf("p%02d", i), map[string]string{networks: "lan"})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, sb := range sbs {
+		wg.Go(func() { _, errs[i] = e.Add(t, sb) })
+	}
+	wg.Wait()
+	ips := map[string]bool{}
+	for i, sb := range sbs {
+		if errs[i] != nil {
+			t.Fatalf("ADD of pod %d: %v\n%s", i, errs[i], e.Log())
+		}
+		ips[testbed.IPv4(t, sb.Netns, "net1").String()] = true
+	}
+	if len(ips) != n || len(srv.Leases(t)) != n || len(e.leaseFiles(t)) != n {
+		t.Errorf("%d distinct addresses, server has %d leases, daemon %d records; want %d each",
+			len(ips), len(srv.Leases(t)), len(e.leaseFiles(t)), n)
+	}
+	for _, sb := range sbs {
+		wg.Go(func() { e.MustDel(t, sb) })
+	}
+	wg.Wait()
+	if ls := srv.Leases(t); len(ls) != 0 {
+		t.Errorf("server still has %d leases after every DEL", len(ls))
+	}
+}
