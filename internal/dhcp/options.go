@@ -206,8 +206,8 @@ func parseClassless(b []byte) ([]route, error) {
 	return out, nil
 }
 
-// classfulRoutes decodes option 33: destination and router pairs; the destination's class
-// gives the prefix, or /32 when it has host bits. 0.0.0.0 is not allowed as a destination.
+// classfulRoutes decodes option 33: destination and router pairs, each destination's prefix
+// by classfulPrefix. 0.0.0.0 is not allowed as a destination (RFC 2132).
 func classfulRoutes(b []byte, s *settings) []route {
 	var out []route
 	if len(b)%8 != 0 {
@@ -220,13 +220,21 @@ func classfulRoutes(b []byte, s *settings) []route {
 			s.Ignored = append(s.Ignored, "option 33: default route is not allowed there")
 			continue
 		}
-		mask := dst.DefaultMask()
-		if !dst.Mask(mask).Equal(dst) {
-			mask = net.CIDRMask(32, 32)
-		}
-		out = append(out, route{Dst: net.IPNet{IP: dst, Mask: mask}, GW: gw})
+		out = append(out, route{Dst: net.IPNet{IP: dst, Mask: net.CIDRMask(classfulPrefix(dst), 32)}, GW: gw})
 	}
 	return out
+}
+
+// classfulPrefix is the longer of the destination's class prefix and the prefix its trailing
+// zero octets give (as dhclient reads option 33): 10.0.0.0 is /8, 10.42.0.0 /16 and
+// 10.42.1.9 /32. A bare class mask would leave host bits set, which the kernel refuses.
+func classfulPrefix(dst net.IP) int {
+	class, _ := dst.DefaultMask().Size()
+	zeros := 0
+	for i := 3; i >= 0 && dst[i] == 0; i-- {
+		zeros++
+	}
+	return max(class, 32-8*zeros)
 }
 
 func dnsOf(ack *dhcpv4.DHCPv4) types.DNS {
