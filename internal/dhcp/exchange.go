@@ -103,7 +103,13 @@ func inNetns(path string, f func() error) error {
 	return ns.WithNetNSPath(path, func(ns.NetNS) error { return f() })
 }
 
-// linkUp brings the interface up (plugins configure addresses later) and returns its MAC.
+// carrierWait bounds the wait for a new link's carrier before the first message.
+const carrierWait = 2 * time.Second
+
+// linkUp brings the interface up (plugins configure addresses later) and returns its MAC
+// once it has carrier: a veth created a moment ago gets it (and its bridge port starts
+// forwarding) only when the kernel's link watcher runs, up to a second later, and a DISCOVER
+// sent before that is lost.
 func linkUp(ifname string) (net.HardwareAddr, error) {
 	lk, err := netlinksafe.LinkByName(ifname)
 	if err != nil {
@@ -112,6 +118,15 @@ func linkUp(ifname string) (net.HardwareAddr, error) {
 	if lk.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(lk); err != nil {
 			return nil, fmt.Errorf("set %s up: %w", ifname, err)
+		}
+	}
+	for deadline := time.Now().Add(carrierWait); lk.Attrs().OperState == netlink.OperDown ||
+		lk.Attrs().OperState == netlink.OperLowerLayerDown; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			break // no carrier yet: try anyway, the retransmissions cover a late one
+		}
+		if lk, err = netlinksafe.LinkByName(ifname); err != nil {
+			return nil, fmt.Errorf("interface %s: %w", ifname, err)
 		}
 	}
 	return lk.Attrs().HardwareAddr, nil
@@ -126,28 +141,36 @@ func firstWait(total time.Duration, tries int) time.Duration {
 // errNoAnswer marks a server that did not answer within the time given.
 var errNoAnswer = errors.New("no answer")
 
-// discover runs DISCOVER, OFFER, REQUEST, ACK, asking for want if set.
+// maxNaks bounds how often discover starts over after a DHCPNAK.
+const maxNaks = 3
+
+// discover runs DISCOVER, OFFER, REQUEST, ACK, asking for want if set. A DHCPNAK (another
+// client took the offered address first) starts it over, as RFC 2131 asks.
 func (x *exchange) discover(ctx context.Context, id *identity, want net.IP) (*dhcpv4.DHCPv4, error) {
 	mods := append(id.modifiers(), dhcpv4.WithBroadcast(true))
 	if want != nil {
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(want)))
 	}
 	start := time.Now()
-	offer, err := x.DiscoverOffer(ctx, mods...)
-	if err != nil {
-		return nil, fmt.Errorf("sent DHCPDISCOVER %d times over %s, no offer: %w", x.sent.n(dhcpv4.MessageTypeDiscover),
-			time.Since(start).Round(100*time.Millisecond), noAnswer(err))
+	for naks := 0; ; naks++ {
+		offer, err := x.DiscoverOffer(ctx, mods...)
+		if err != nil {
+			return nil, fmt.Errorf("sent DHCPDISCOVER %d times over %s, no offer: %w", x.sent.n(dhcpv4.MessageTypeDiscover),
+				time.Since(start).Round(100*time.Millisecond), noAnswer(err))
+		}
+		lease, err := x.RequestFromOffer(ctx, offer, mods...)
+		var nak *nclient4.ErrNak
+		switch {
+		case errors.As(err, &nak) && naks < maxNaks && ctx.Err() == nil:
+			continue
+		case errors.As(err, &nak):
+			return nil, fmt.Errorf("server %s refused DHCPREQUEST for %s: %s", offer.ServerIdentifier(), offer.YourIPAddr, nak.Nak.Message())
+		case err != nil:
+			return nil, fmt.Errorf("offer of %s from %s; sent DHCPREQUEST %d times, no answer: %w", offer.YourIPAddr,
+				offer.ServerIdentifier(), x.sent.n(dhcpv4.MessageTypeRequest), noAnswer(err))
+		}
+		return lease.ACK, nil
 	}
-	lease, err := x.RequestFromOffer(ctx, offer, mods...)
-	var nak *nclient4.ErrNak
-	switch {
-	case errors.As(err, &nak):
-		return nil, fmt.Errorf("server %s refused DHCPREQUEST for %s: %s", offer.ServerIdentifier(), offer.YourIPAddr, nak.Nak.Message())
-	case err != nil:
-		return nil, fmt.Errorf("offer of %s from %s; sent DHCPREQUEST %d times, no answer: %w", offer.YourIPAddr,
-			offer.ServerIdentifier(), x.sent.n(dhcpv4.MessageTypeRequest), noAnswer(err))
-	}
-	return lease.ACK, nil
 }
 
 // request sends a DHCPREQUEST for the lease's address and waits for ACK or NAK: RENEWING

@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/multinet/multinet/internal/dhcp/dhcptest"
 	"github.com/multinet/multinet/internal/testbed"
 )
 
@@ -112,7 +113,7 @@ func (e *env) leaseFiles(t *testing.T) []string {
 
 func testDHCPLease(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
-	srv := newDHCPServer(t, 1, "--dhcp-option=3,10.40.1.1", "--dhcp-option=6,10.40.1.53,10.40.1.54",
+	srv := dhcptest.New(t, 1, "--dhcp-option=3,10.40.1.1", "--dhcp-option=6,10.40.1.53,10.40.1.54",
 		"--dhcp-option=15,dhcp.test", "--dhcp-option=121,10.41.0.0/16,10.40.1.1,10.45.7.0/24,10.40.1.2",
 		"--dhcp-option=26,1400")
 	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
@@ -150,7 +151,7 @@ func testDHCPLease(t *testing.T, cp *testbed.ControlPlane) {
 // and routes in 121, 249 and 33 at once, plus static routes in the ipam section.
 func testDHCPBlogCase(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
-	srv := newDHCPServer(t, 2, "--dhcp-option=3,10.40.2.1",
+	srv := dhcptest.New(t, 2, "--dhcp-option=3,10.40.2.1",
 		"--dhcp-option=121,0.0.0.0/0,10.40.2.1,10.41.0.0/16,10.40.2.1,10.40.2.0/24,0.0.0.0",
 		"--dhcp-option=249,0.0.0.0/0,10.40.2.1,10.41.0.0/16,10.40.2.1",
 		"--dhcp-option=33,10.42.0.0,10.40.2.1,10.43.0.0,10.40.2.1")
@@ -186,7 +187,7 @@ func testDHCPBlogCase(t *testing.T, cp *testbed.ControlPlane) {
 
 func testDHCPRestart(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
-	srv := newDHCPServer(t, 3)
+	srv := dhcptest.New(t, 3)
 	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, `,"renewAfter":"2s"`))
 	sb := e.NewSandbox(t, e.ns, "db", map[string]string{networks: "lan"})
 	e.MustAdd(t, sb)
@@ -211,7 +212,7 @@ func testDHCPRestart(t *testing.T, cp *testbed.ControlPlane) {
 
 // waitRenewal waits for the server's lease of ip to expire later than after, and returns
 // the new expiry.
-func waitRenewal(t *testing.T, srv *dhcpServer, ip string, after int64) int64 {
+func waitRenewal(t *testing.T, srv *dhcptest.Server, ip string, after int64) int64 {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if l, ok := srv.LeaseOf(t, ip); ok && l.Expiry > after {
@@ -224,7 +225,7 @@ func waitRenewal(t *testing.T, srv *dhcpServer, ip string, after int64) int64 {
 
 func testDHCPDel(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
-	srv := newDHCPServer(t, 4)
+	srv := dhcptest.New(t, 4)
 	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
 	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "lan"})
 	e.MustAdd(t, sb)
@@ -242,7 +243,7 @@ func testDHCPDel(t *testing.T, cp *testbed.ControlPlane) {
 
 func testDHCPDelNetnsGone(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
-	srv := newDHCPServer(t, 5)
+	srv := dhcptest.New(t, 5)
 	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
 	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "lan"})
 	e.MustAdd(t, sb)
@@ -263,7 +264,7 @@ func testDHCPDelNetnsGone(t *testing.T, cp *testbed.ControlPlane) {
 }
 
 // waitReleased waits until the server no longer lists ip.
-func waitReleased(t *testing.T, srv *dhcpServer, ip string) {
+func waitReleased(t *testing.T, srv *dhcptest.Server, ip string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if _, ok := srv.LeaseOf(t, ip); !ok {
@@ -277,7 +278,7 @@ func waitReleased(t *testing.T, srv *dhcpServer, ip string) {
 
 func testDHCPServerDown(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
-	srv := newDHCPServer(t, 6)
+	srv := dhcptest.New(t, 6)
 	srv.Stop()
 	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, `,"timeout":"3s","retries":2`))
 	sb := e.NewSandbox(t, e.ns, "lost", map[string]string{networks: "lan"})
@@ -312,7 +313,7 @@ func testDHCPFiftyPods(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	// dnsmasq pings each new address before offering it, one at a time (about 3s each): a
 	// burst of 50 would need minutes. Production servers with that check need a longer timeout.
-	srv := newDHCPServer(t, 7, "--no-ping")
+	srv := dhcptest.New(t, 7, "--no-ping")
 	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
 	const n = 50
 	sbs := make([]*testbed.Sandbox, n)
