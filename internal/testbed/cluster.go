@@ -27,14 +27,15 @@ var (
 	ClusterCNIConfDir = filepath.Join(ClusterRoot, "cni", "net.d")
 	ClusterCNIBinDir  = filepath.Join(ClusterRoot, "cni", "bin")
 	// ClusterNetnsDir holds the pods' netns files (containerd's netns_mounts_under_state_dir).
-	ClusterNetnsDir = filepath.Join(ClusterRoot, "containerd", "state", "netns")
+	ClusterNetnsDir = filepath.Join(ClusterRoot, "containerd", "state", "io.containerd.grpc.v1.cri", "netns")
 )
 
 // ClusterNodeName is the name of the cluster's only node.
 const ClusterNodeName = "testbed-node"
 
 // ClusterBridge is the cluster default network's bridge, and ClusterSubnet its pod subnet: a
-// test range, no gateway, no NAT, so pods reach only each other on it.
+// test range, no gateway, no NAT, so pods reach only each other on it. Every link named
+// "mnt-*" belongs to the test bed: teardown deletes them (tests name their bridges so).
 const (
 	ClusterBridge  = "mnt-cluster0"
 	ClusterSubnet  = "10.244.0.0/24"

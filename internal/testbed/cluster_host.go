@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,7 +148,7 @@ func cleanStaleCluster(root string) error {
 	}
 	killShims(root)
 	unmountUnder(root)
-	DeleteLink(ClusterBridge)
+	deleteTestbedLinks()
 	return h.restore(root)
 }
 
@@ -178,7 +179,7 @@ func (c *Cluster) teardown(t testing.TB) {
 	c.kubelet, c.scheduler, c.controller, c.containerd = nil, nil, nil, nil
 	killShims(c.dir)
 	unmountUnder(c.dir)
-	DeleteLink(ClusterBridge)
+	deleteTestbedLinks()
 	if err := c.host.restore(c.dir); err != nil {
 		t.Errorf("testbed: restoring the host: %v", err)
 	}
@@ -222,6 +223,17 @@ func (c *Cluster) deletePodsIn(ctx context.Context, namespace string) error {
 		}
 		return len(pods.Items) == 0, nil
 	})
+}
+
+// deleteTestbedLinks deletes the cluster bridge and every link named with the test bed's
+// prefix "mnt-" (the bridges of test networks: the bridge plugin leaves them behind).
+func deleteTestbedLinks() {
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		if strings.HasPrefix(i.Name, "mnt-") {
+			DeleteLink(i.Name)
+		}
+	}
 }
 
 // killShims kills the containerd shims of the cluster's containerd (found by its socket in

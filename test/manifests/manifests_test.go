@@ -18,6 +18,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
@@ -32,6 +33,7 @@ func TestManifestsInstall(t *testing.T) {
 	objs := loadDeploy(t)
 	apply(t, cp.Config, objs)
 	ds := checkInstalled(t, cp, objs)
+	checkNamespace(t, objs, ds)
 	admitPod(t, cp, ds)
 	checkRBAC(t, cp.Config, ds)
 }
@@ -83,6 +85,24 @@ func TestDaemonSetCommandParses(t *testing.T) {
 		t.Error("container has no NODE_NAME env from spec.nodeName")
 	}
 	checkPodShape(t, ds, c)
+}
+
+// checkNamespace checks that deploy/ creates the namespace multinet runs in, itself, with the
+// Pod Security level a privileged host-network pod needs.
+func checkNamespace(t *testing.T, objs []*unstructured.Unstructured, ds *appsv1.DaemonSet) {
+	t.Helper()
+	ns := find(t, objs, "Namespace")
+	if ns.GetName() != ds.Namespace {
+		t.Errorf("deploy/ creates namespace %q, the DaemonSet runs in %q", ns.GetName(), ds.Namespace)
+	}
+	if level := ns.GetLabels()["pod-security.kubernetes.io/enforce"]; level != "privileged" {
+		t.Errorf("namespace %s enforces Pod Security level %q, want privileged", ns.GetName(), level)
+	}
+	for _, o := range objs {
+		if o.GetNamespace() != "" && o.GetNamespace() != ns.GetName() {
+			t.Errorf("%s %s is in namespace %q, not %q", o.GetKind(), o.GetName(), o.GetNamespace(), ns.GetName())
+		}
+	}
 }
 
 // checkPodShape checks what multinetd needs of its pod: the node's network namespace, the

@@ -40,13 +40,14 @@ const (
 
 // needed is every request multinetd makes: informers on pods (of its node, by field selector:
 // RBAC sees a cluster-wide list/watch) and NADs, a get of a pod or NAD younger than the
-// cache, the network-status patch, and Events.
+// cache, the network-status patch, Events, and a get of its Node.
 var needed = []access{
 	{"list", "", "pods", ""}, {"watch", "", "pods", ""}, {"get", "", "pods", someNS},
 	{"patch", "", "pods", someNS},
 	{"list", nadGroup, nads, ""}, {"watch", nadGroup, nads, ""}, {"get", nadGroup, nads, someNS},
 	{"create", "", "events", someNS}, {"patch", "", "events", someNS},
 	{"create", "events.k8s.io", "events", someNS}, {"patch", "events.k8s.io", "events", someNS},
+	{"get", "", "nodes", ""},
 }
 
 // forbidden is a sample of what least privilege rules out.
@@ -56,6 +57,7 @@ var forbidden = []access{
 	{"update", nadGroup, nads, someNS}, {"patch", nadGroup, nads, someNS},
 	{"create", nadGroup, nads, someNS}, {"delete", nadGroup, nads, someNS},
 	{"delete", "", "events", someNS}, {"update", "", "nodes", ""}, {"get", "", "configmaps", someNS},
+	{"list", "", "nodes", ""}, {"watch", "", "nodes", ""}, {"patch", "", "nodes", ""},
 }
 
 // checkRBAC impersonates the DaemonSet's ServiceAccount and asks the API server, with
