@@ -64,7 +64,7 @@ func open(l link, src net.IP, wait time.Duration, tries int) (*exchange, error) 
 	var hw net.HardwareAddr
 	err := inNetns(l.Netns, func() error {
 		var err error
-		hw, err = linkUp(l.IfName)
+		hw, err = linkUp(l.IfName, l.Netns != "")
 		if err != nil {
 			return err
 		}
@@ -106,14 +106,18 @@ func inNetns(path string, f func() error) error {
 // carrierWait bounds the wait for a new link's carrier before the first message.
 const carrierWait = 2 * time.Second
 
-// linkUp brings the interface up (plugins configure addresses later) and returns its MAC
-// once it has carrier: a veth created a moment ago gets it (and its bridge port starts
-// forwarding) only when the kernel's link watcher runs, up to a second later, and a DISCOVER
-// sent before that is lost.
-func linkUp(ifname string) (net.HardwareAddr, error) {
+// linkUp returns the interface's MAC. For a pod interface (ours to prepare) it first brings
+// it up (plugins configure addresses later) and waits for carrier: a veth created a moment
+// ago gets it (and its bridge port starts forwarding) only when the kernel's link watcher
+// runs, up to a second later, and a DISCOVER sent before that is lost. A host link is used
+// as it is.
+func linkUp(ifname string, pod bool) (net.HardwareAddr, error) {
 	lk, err := netlinksafe.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	if !pod {
+		return lk.Attrs().HardwareAddr, nil
 	}
 	if lk.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(lk); err != nil {

@@ -167,8 +167,8 @@ func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
 }
 
 // Del releases the interface's lease and forgets it. Without a netns (the runtime passes
-// none once it is gone) the lease is forgotten without a DHCPRELEASE; DEL of an unknown
-// interface succeeds.
+// none once it is gone) the release goes out on the host bridge of a bridge network, or not
+// at all; the lease is forgotten either way. DEL of an unknown interface succeeds.
 func (m *Manager) Del(_ context.Context, in *cniapi.Request) error {
 	if in.ContainerID == "" || in.IfName == "" {
 		return cniError(types.ErrInvalidEnvironmentVariables, errors.New("multinet-dhcp needs CNI_CONTAINERID and CNI_IFNAME"))
@@ -308,63 +308,4 @@ func render(res *types100.Result, version string) (json.RawMessage, error) {
 		return nil, fmt.Errorf("encode result: %w", err)
 	}
 	return out, nil
-}
-
-// cniError gives err a CNI error code; the message is err's whole chain.
-func cniError(code uint, err error) error {
-	return &codedError{code: code, err: err}
-}
-
-type codedError struct {
-	code uint
-	err  error
-}
-
-func (e *codedError) Error() string { return e.err.Error() }
-func (e *codedError) Unwrap() error { return e.err }
-
-// CNI is the error as the plugin prints it.
-func (e *codedError) CNI() *types.Error { return &types.Error{Code: e.code, Msg: e.err.Error()} }
-
-// ToCNI maps any error of the manager to the CNI error the plugin returns.
-func ToCNI(err error) *types.Error {
-	if err == nil {
-		return nil
-	}
-	var ce *codedError
-	if errors.As(err, &ce) {
-		return &types.Error{Code: ce.code, Msg: err.Error()}
-	}
-	return &types.Error{Code: types.ErrInternal, Msg: err.Error()}
-}
-
-// keyLocks serialises the verbs on one attachment.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	sync.Mutex
-	users int
-}
-
-func (k *keyLocks) lock(name string) func() {
-	k.mu.Lock()
-	l := k.m[name]
-	if l == nil {
-		l = &keyLock{}
-		k.m[name] = l
-	}
-	l.users++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(k.m, name)
-		}
-		k.mu.Unlock()
-	}
 }
