@@ -31,6 +31,7 @@ func TestDHCP(t *testing.T) {
 		{"LeaseRoutesDNSAndMTUReachThePodAndStatus", testDHCPLease},
 		{"RouterWith121And249And33AtOnce", testDHCPBlogCase},
 		{"RestartMidLeaseKeepsAndRenewsTheAddress", testDHCPRestart},
+		{"ServerThatLostItsLeasesGetsTheSameAddressBack", testDHCPServerLostLeases},
 		{"DelReleasesAndTwiceIsFine", testDHCPDel},
 		{"DelWithNetnsRemoved", testDHCPDelNetnsGone},
 		{"ServerDownFailsWithinTimeoutWithEvent", testDHCPServerDown},
@@ -140,6 +141,9 @@ func testDHCPLease(t *testing.T, cp *testbed.ControlPlane) {
 		st.DNS.Domain != "dhcp.test" || len(st.Gateway) != 0 {
 		t.Errorf("network-status %+v: want ips [%s], dns 10.40.1.53 10.40.1.54 domain dhcp.test, no gateway (mode ignore)", st, ip)
 	}
+	if err := e.Check(t, sb); err != nil {
+		t.Errorf("CHECK of a pod holding its lease: %v", err)
+	}
 	l, ok := srv.LeaseOf(t, ip.String())
 	if !ok || l.Hostname != "web" || !strings.HasPrefix(l.ClientID, "ff:") {
 		t.Errorf("server lease for %s: %+v (found %v), want host name web and an RFC 4361 client-id", ip, l, ok)
@@ -206,6 +210,33 @@ func testDHCPRestart(t *testing.T, cp *testbed.ControlPlane) {
 	}
 	if !strings.Contains(e.Log(), `"msg":"DHCP leases reloaded","count":1`) {
 		t.Errorf("daemon log does not say it reloaded the lease:\n%s", e.Log())
+	}
+	e.MustDel(t, sb)
+}
+
+// testDHCPServerLostLeases restarts the server without its lease file while multinetd is
+// down: the INIT-REBOOT (or, refused, a DISCOVER for the same address) after multinetd's
+// restart gets the pod's address registered again.
+func testDHCPServerLostLeases(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := dhcptest.New(t, 8)
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, `,"renewAfter":"2s"`))
+	sb := e.NewSandbox(t, e.ns, "cache", map[string]string{networks: "lan"})
+	e.MustAdd(t, sb)
+	ip := testbed.IPv4(t, sb.Netns, "net1").String()
+	e.Stop()
+	srv.Stop()
+	if err := os.Remove(srv.LeaseFile); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start(t)
+	e.Start(t)
+	waitRenewal(t, srv, ip, 0)
+	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
+		t.Errorf("net1 has %s, had %s", got, ip)
+	}
+	if ls := srv.Leases(t); len(ls) != 1 {
+		t.Errorf("server leases %+v, want only %s", ls, ip)
 	}
 	e.MustDel(t, sb)
 }
