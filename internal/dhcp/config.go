@@ -25,6 +25,7 @@ const (
 const (
 	DefaultTimeout = 10 * time.Second
 	DefaultRetries = 3
+	MaxTimeout     = 2 * time.Minute
 )
 
 // Conf is the "ipam" section of a network that uses multinet-dhcp. It also accepts the
@@ -160,6 +161,9 @@ func (c *Conf) validate() error {
 	}
 	if c.Timeout.Duration <= 0 {
 		c.Timeout.Duration = DefaultTimeout
+	}
+	if c.Timeout.Duration > MaxTimeout {
+		return fmt.Errorf("timeout %s: at most %s (an ADD holds a delegate slot meanwhile)", c.Timeout.Duration, MaxTimeout)
 	}
 	if c.Retries <= 0 {
 		c.Retries = DefaultRetries

@@ -50,6 +50,7 @@ func TestDecodeRejectsBadConfig(t *testing.T) {
 		`{"name":"n"}`: "no ipam section",
 		`{"name":"n","ipam":{"type":"multinet-dhcp","router":"always"}}`:          "router \"always\"",
 		`{"name":"n","ipam":{"type":"multinet-dhcp","timeout":"soon"}}`:           "duration",
+		`{"name":"n","ipam":{"type":"multinet-dhcp","timeout":"1h"}}`:             "at most 2m0s",
 		`{"name":"n","ipam":{"type":"multinet-dhcp","provide":[{"option":"x"}]}}`: "option \"x\"",
 	} {
 		_, err := decode(&cniapi.Request{Config: []byte(conf)})
