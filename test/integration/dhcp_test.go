@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -36,6 +37,7 @@ func TestDHCP(t *testing.T) {
 		{"DelWithNetnsRemoved", testDHCPDelNetnsGone},
 		{"ServerDownFailsWithinTimeoutWithEvent", testDHCPServerDown},
 		{"FiftyPodsFiftyLeases", testDHCPFiftyPods},
+		{"PluginRunByAnotherRuntimeFindsTheSocketInItsConf", testDHCPStandalone},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
 	}
@@ -375,4 +377,31 @@ func testDHCPFiftyPods(t *testing.T, cp *testbed.ControlPlane) {
 	if ls := srv.Leases(t); len(ls) != 0 {
 		t.Errorf("server still has %d leases after every DEL", len(ls))
 	}
+}
+
+// testDHCPStandalone runs the bridge plugin with multinet-dhcp straight from libcni, as a
+// runtime without multinet in front would: no MULTINET_SOCKET, no pod arguments; the plugin
+// finds multinetd through the ipam "socket" field.
+func testDHCPStandalone(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := dhcptest.New(t, 10)
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"plain","plugins":[{"type":"bridge","bridge":%q,`+
+		`"ipam":{"type":"multinet-dhcp","socket":%q}}]}`, srv.Bridge, e.Socket)
+	list, err := libcni.ConfListFromBytes([]byte(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	netns := testbed.NewNetNS(t)
+	rt := &libcni.RuntimeConf{ContainerID: "standalone" + e.ID, NetNS: netns.Path(), IfName: "eth1"}
+	if _, err := e.Runtime.AddNetworkList(testbed.Ctx(t), list, rt); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, e.Log())
+	}
+	ip := testbed.IPv4(t, netns, "eth1").String()
+	if _, ok := srv.LeaseOf(t, ip); !ok {
+		t.Fatalf("server has no lease for %s", ip)
+	}
+	if err := e.Runtime.DelNetworkList(testbed.Ctx(t), list, rt); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	waitReleased(t, srv, ip)
 }

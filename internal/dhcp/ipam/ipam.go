@@ -28,6 +28,9 @@ const Path = "/dhcp"
 // SocketEnv names the environment variable multinetd sets to its socket.
 const SocketEnv = "MULTINET_SOCKET"
 
+// errPluginNotAvailable is CNI 1.1's STATUS code for a plugin that cannot serve ADDs.
+const errPluginNotAvailable = 50
+
 // callTimeout bounds one call to the daemon; the daemon bounds the DHCP conversation itself
 // by the network's "timeout".
 const callTimeout = 5 * time.Minute
@@ -58,7 +61,11 @@ func Forward(ctx context.Context, command string, args *skel.CmdArgs, socket str
 	}
 	resp, err := post(ctx, socket, body)
 	if err != nil {
-		return types.NewError(types.ErrTryAgainLater,
+		code := uint(types.ErrTryAgainLater)
+		if command == "STATUS" {
+			code = errPluginNotAvailable
+		}
+		return types.NewError(code,
 			fmt.Sprintf("multinet-dhcp: multinetd is not reachable at %s (is the multinet DaemonSet running on this node?)", socket),
 			err.Error())
 	}

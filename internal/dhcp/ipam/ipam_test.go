@@ -65,6 +65,10 @@ func TestForwardDaemonDownIsRetriable(t *testing.T) {
 	if !errors.As(err, &te) || te.Code != types.ErrTryAgainLater || !strings.Contains(te.Msg, "multinetd is not reachable") {
 		t.Errorf("error %v, want try-again-later naming multinetd", err)
 	}
+	err = Forward(t.Context(), "STATUS", args, filepath.Join(t.TempDir(), "none.sock"), &bytes.Buffer{})
+	if !errors.As(err, &te) || te.Code != errPluginNotAvailable {
+		t.Errorf("STATUS with the daemon down: %v, want code 50", err)
+	}
 }
 
 func TestSocketFromConf(t *testing.T) {
