@@ -111,15 +111,30 @@ func (bd *bed) renewals(b *testing.B, srv *dhcptest.Server, tw *tabwriter.Writer
 	}
 	rssBefore := rss(b, bd.PID(), "VmRSS")
 	parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb) })
-	before := acks(b, srv)
+	before, cpuBefore := acks(b, srv), cpuTime(b, bd.PID())
 	time.Sleep(renewWindow)
-	n := acks(b, srv) - before
+	n, cpu := acks(b, srv)-before, cpuTime(b, bd.PID())-cpuBefore
 	rssHeld := rss(b, bd.PID(), "VmRSS")
 	parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.MustDel(b, sb) })
 	rate := float64(n) / renewWindow.Seconds()
 	fmt.Fprintf(tw, "renewals/s, %d leases renewing back to back (dnsmasq on this machine)\t%.0f/s\t-\t\n", renewPods, rate)
+	fmt.Fprintf(tw, "  multinetd CPU per renewal\t%.0f µs\t-\t\n", float64(cpu.Microseconds())/float64(max(n, 1)))
 	fmt.Fprintf(tw, "daemon RSS growth with %d DHCP pods held and renewing\t%.1f MiB\t-\t\n", renewPods, rssHeld-rssBefore)
 	b.ReportMetric(rate, "renewals/s")
+}
+
+// cpuTime is the user+system CPU time of a process (/proc/PID/stat, in clock ticks of 10ms).
+func cpuTime(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	var utime, stime int64
+	if _, err := fmt.Sscan(fields[11]+" "+fields[12], &utime, &stime); err != nil {
+		b.Fatalf("/proc/%d/stat: %v", pid, err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // acks counts the DHCPACKs in dnsmasq's log.
