@@ -60,17 +60,19 @@ type Cluster struct {
 	Socket   string // containerd's socket
 	Kubectl  string // path of kubectl
 
-	dir         string // ClusterRoot
-	tools       string
-	host        *hostState
-	kubeletPKI  *kubeletPKI
-	kubeletCfg  string
-	kubeletArgs []string
-	containerd  *process
-	kubelet     *process
-	controller  *process
-	scheduler   *process
-	logDir      string
+	dir          string // ClusterRoot
+	tools        string
+	host         *hostState
+	kubeletPKI   *kubeletPKI
+	kubeletCfg   string
+	kubeletArgs  []string
+	kubeletPort  int
+	buildLdflags string // extra -ldflags of the next multinet build
+	containerd   *process
+	kubelet      *process
+	controller   *process
+	scheduler    *process
+	logDir       string
 }
 
 // StartCluster starts the one-node cluster and waits until the node is Ready and the
@@ -85,7 +87,17 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatalf("testbed: %v", err)
 	}
 	t.Cleanup(unlock)
-	c := &Cluster{NodeName: ClusterNodeName, dir: ClusterRoot, tools: Tools(t, "kube"), logDir: t.TempDir()}
+	c := &Cluster{NodeName: ClusterNodeName, dir: ClusterRoot, tools: Tools(t, "kube")}
+	if c.logDir, err = os.MkdirTemp("", "multinet-cluster-"); err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	t.Cleanup(func() { // kept when the test failed, for the components' full logs
+		if t.Failed() {
+			t.Logf("testbed: cluster logs kept in %s", c.logDir)
+			return
+		}
+		_ = os.RemoveAll(c.logDir)
+	})
 	c.Kubectl = filepath.Join(c.tools, "kubectl")
 	if c.kubeletPKI, err = writeKubeletPKI(c.logDir); err != nil {
 		t.Fatalf("testbed: %v", err)

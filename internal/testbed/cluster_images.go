@@ -8,13 +8,18 @@ import (
 	"testing"
 )
 
-// goBuild builds Go packages of this module, static (the images have no libc), into dir.
-func goBuild(dir string, pkgs ...string) error {
+// goBuild builds Go packages of this module, static (the images have no libc), into dir,
+// with extra -ldflags when ldflags is set.
+func goBuild(dir, ldflags string, pkgs ...string) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", dir + "/"}, pkgs...)...)
+	args := []string{"build", "-trimpath", "-o", dir + "/"}
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
+	}
+	cmd := exec.Command("go", append(args, pkgs...)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -27,7 +32,7 @@ func goBuild(dir string, pkgs ...string) error {
 func (c *Cluster) buildImage(args ...string) error {
 	tool := filepath.Join(c.logDir, "image")
 	if _, err := os.Stat(tool); err != nil {
-		if err := goBuild(c.logDir, "./hack/image", "./hack/image/pause"); err != nil {
+		if err := goBuild(c.logDir, "", "./hack/image", "./hack/image/pause"); err != nil {
 			return err
 		}
 	}
@@ -60,7 +65,7 @@ func (c *Cluster) importBaseImages(t testing.TB) error {
 func (c *Cluster) BuildMultinetImage(t testing.TB, ref string) {
 	t.Helper()
 	bin := filepath.Join(c.logDir, "multinet-bin")
-	if err := goBuild(bin, "./cmd/..."); err != nil {
+	if err := goBuild(bin, c.buildLdflags, "./cmd/..."); err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
 	out := filepath.Join(c.logDir, "multinet.tar")

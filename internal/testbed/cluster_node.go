@@ -169,6 +169,7 @@ func (c *Cluster) startKubelet(t testing.TB, token string) error {
 	if err != nil {
 		return err
 	}
+	c.kubeletPort = port
 	kubeconfig := filepath.Join(c.logDir, "kubelet.kubeconfig")
 	if err := c.writeKubeconfig(kubeconfig, token); err != nil {
 		return err
@@ -185,9 +186,30 @@ func (c *Cluster) startKubelet(t testing.TB, token string) error {
 	return c.runKubelet()
 }
 
+// runKubelet starts the kubelet and waits until its server listens: after a restart the
+// Node still says Ready from before, so readiness alone tells nothing. A kubelet that exits
+// at once because containerd's CRI is still initializing ("server is not initialized yet",
+// after a containerd restart) is started again.
 func (c *Cluster) runKubelet() error {
+	addr := net.JoinHostPort(c.NodeIP, strconv.Itoa(c.kubeletPort))
+	listening := func() error {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	}
 	var err error
-	c.kubelet, err = startProcess("kubelet", filepath.Join(c.tools, "kubelet"), filepath.Join(c.logDir, "kubelet.log"), c.kubeletArgs...)
+	for range 10 {
+		c.kubelet, err = startProcess("kubelet", filepath.Join(c.tools, "kubelet"), filepath.Join(c.logDir, "kubelet.log"), c.kubeletArgs...)
+		if err != nil {
+			return err
+		}
+		if err = waitReady(c.kubelet, startTimeout, listening); err == nil || !c.kubelet.exited() {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
 	return err
 }
 

@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,14 @@ func (c *Cluster) CreatePodObject(t testing.TB, pod *corev1.Pod) *corev1.Pod {
 // On timeout it fails the test with the pod's phase and its Events.
 func (c *Cluster) WaitPodRunning(t testing.TB, namespace, name string, timeout time.Duration) *corev1.Pod {
 	t.Helper()
+	return c.WaitPodRunningSince(t, namespace, name, time.Time{}, timeout)
+}
+
+// WaitPodRunningSince is WaitPodRunning for a container started at or after since (a pod
+// restarted by a node reboot: its status says Running from before until the kubelet syncs).
+func (c *Cluster) WaitPodRunningSince(t testing.TB, namespace, name string, since time.Time, timeout time.Duration) *corev1.Pod {
+	t.Helper()
+	since = since.Truncate(time.Second) // the API's times have seconds
 	var pod *corev1.Pod
 	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		p, err := c.Client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
@@ -52,7 +61,7 @@ func (c *Cluster) WaitPodRunning(t testing.TB, namespace, name string, timeout t
 			return false, nil
 		}
 		pod = p
-		return podReady(p), nil
+		return podReady(p) && startedSince(p, since), nil
 	})
 	if err != nil {
 		phase := "not found"
@@ -74,6 +83,15 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+func startedSince(p *corev1.Pod, since time.Time) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running == nil || cs.State.Running.StartedAt.Time.Before(since) {
+			return false
+		}
+	}
+	return true
 }
 
 // PodEvents returns the pod's Events, one a line (reason: message).
@@ -118,12 +136,19 @@ func (c *Cluster) Exec(t testing.TB, namespace, pod string, cmd ...string) (stri
 	return string(out), err
 }
 
-// MustExec is Exec failing the test on an error.
+// MustExec is Exec failing the test on an error. Errors of a kubelet that has just
+// (re)started and not yet synced its pods ("pod does not exist") are retried for a minute.
 func (c *Cluster) MustExec(t testing.TB, namespace, pod string, cmd ...string) string {
 	t.Helper()
-	out, err := c.Exec(t, namespace, pod, cmd...)
-	if err != nil {
-		t.Fatalf("kubectl exec %s/%s %v: %v\n%s", namespace, pod, cmd, err, out)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := c.Exec(t, namespace, pod, cmd...)
+		if err == nil {
+			return out
+		}
+		if time.Now().After(deadline) || !strings.Contains(out, "unable to upgrade connection") {
+			t.Fatalf("kubectl exec %s/%s %v: %v\n%s", namespace, pod, cmd, err, out)
+		}
+		time.Sleep(time.Second)
 	}
-	return out
 }

@@ -25,6 +25,12 @@ func TestRealNode(t *testing.T) {
 		run  func(*testing.T, *env)
 	}{
 		{"PodsWith0And1And3Networks", testPodsWithNetworks},
+		{"NADOfAnotherNamespaceRefusedWithEvent", testNamespaceRefusal},
+		{"DelAfterNADDeleted", testNADDeletedThenPod},
+		{"DaemonRestartWhilePodsAreCreated", testDaemonRestartDuringCreate},
+		{"UpgradeWithoutTextFileBusy", testUpgrade},
+		{"NodeServicesRestart", testNodeServicesRestart},
+		{"Reboot", testReboot},
 	} {
 		if !t.Run(s.name, func(t *testing.T) { s.run(t, e) }) {
 			return // the next behaviours build on this one's pods

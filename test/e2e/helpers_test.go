@@ -3,11 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/multinet/multinet/internal/testbed"
@@ -15,7 +17,8 @@ import (
 
 // env is the cluster the subtests share, and the networks they created.
 type env struct {
-	c *testbed.Cluster
+	c    *testbed.Cluster
+	nets map[string]network // by "namespace/name"
 }
 
 // network is a secondary network of the tests: a NAD of a bridge "mnt-<name>" with a test
@@ -31,8 +34,59 @@ func (e *env) createNetwork(t *testing.T, namespace, name string, n int) network
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[{"type":"bridge","bridge":"mnt-%s",
 		"isGateway":false,"ipMasq":false,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.10.%d.0/24"}]]}}]}`, name, name, n)
 	e.c.CreateNAD(t, namespace, name, conf)
-	return network{namespace: namespace, name: name, subnetPrefix: fmt.Sprintf("10.10.%d.", n)}
+	net := network{namespace: namespace, name: name, subnetPrefix: fmt.Sprintf("10.10.%d.", n)}
+	if e.nets == nil {
+		e.nets = map[string]network{}
+	}
+	e.nets[namespace+"/"+name] = net
+	return net
 }
+
+// networks returns the networks of namespace "tenant" created earlier, by name.
+func (e *env) networks(t *testing.T, names ...string) []network {
+	t.Helper()
+	var out []network
+	for _, n := range names {
+		net, ok := e.nets["tenant/"+n]
+		if !ok {
+			t.Fatalf("network tenant/%s was not created", n)
+		}
+		out = append(out, net)
+	}
+	return out
+}
+
+// podNetworks returns the networks a pod's annotation asks for (the short form annotation
+// writes).
+func (e *env) podNetworks(p corev1.Pod) []network {
+	var out []network
+	for _, ref := range strings.Split(p.Annotations[nadv1.NetworkAttachmentAnnot], ",") {
+		if net, ok := e.nets[ref]; ok {
+			out = append(out, net)
+		}
+	}
+	return out
+}
+
+// failedSandboxes counts the FailedCreatePodSandBox Events of the pods.
+func (e *env) failedSandboxes(t *testing.T, pods []string) int {
+	t.Helper()
+	n := 0
+	for _, p := range pods {
+		evs, err := e.c.Client.CoreV1().Events("tenant").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "FailedCreatePodSandBox" {
+				n += int(ev.Count)
+			}
+		}
+	}
+	return n
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // startPod creates a busybox pod asking for networks (the annotation's short form) and
 // waits until it is Running.
