@@ -78,6 +78,9 @@ func TestLeaseTimes(t *testing.T) {
 			t.Errorf("at %s: %s, want %s", at, got, want)
 		}
 	}
+	if l.retryFloor() != 10*time.Second {
+		t.Errorf("retry floor %s, want 10s", l.retryFloor())
+	}
 	l.RenewAfter.Duration = 2 * time.Second
 	if t1, _, _ := l.times(); t1.Sub(bound) != 2*time.Second {
 		t.Errorf("renewAfter: T1 at %s", t1.Sub(bound))

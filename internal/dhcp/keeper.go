@@ -64,7 +64,7 @@ func (m *Manager) run(ctx context.Context, h *held, reboot bool) {
 			m.log.Info("pod netns gone; DHCP lease no longer renewed (DEL forgets it)", l.attrs("err", err)...)
 			return
 		case err != nil:
-			wait = l.retryAfter(now, min(retryFloor, max(l.RenewAfter.Duration, time.Second)))
+			wait = l.retryAfter(now, l.retryFloor())
 			m.log.Warn("DHCP lease not renewed", l.attrs("phase", ph.String(), "retryIn", wait.String(), "err", err)...)
 			continue
 		}
@@ -76,6 +76,15 @@ func (m *Manager) run(ctx context.Context, h *held, reboot bool) {
 		wait = l.untilNext(time.Now())
 		m.log.Debug("DHCP lease renewed", l.attrs("phase", ph.String(), "next", wait.String())...)
 	}
+}
+
+// retryFloor is the shortest wait before another attempt: 10s, or less when renewAfter asks
+// for quicker renewals (down to 1s).
+func (l *Lease) retryFloor() time.Duration {
+	if l.RenewAfter.Duration > 0 {
+		return min(retryFloor, max(l.RenewAfter.Duration, time.Second))
+	}
+	return retryFloor
 }
 
 // untilNext is the time until T1 (at least a moment).
