@@ -25,10 +25,11 @@ lint: tools
 	@"$$(hack/tools.sh lint 2>/dev/null | tail -1)/golangci-lint" run ./...
 
 ## test: lint, unit tests, integration tests against a real apiserver and real plugins
-## (root needed for network namespaces), then each fuzz target for $(FUZZTIME).
+## (root needed for network namespaces), then each fuzz target for $(FUZZTIME). Packages run
+## one at a time (-p 1): the integration, e2e and cluster tests share host resources.
 test: tools lint
 	@echo "[test] go test ./... (integration tests start etcd + kube-apiserver and use network namespaces)"
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz
 
 fuzz:
