@@ -34,7 +34,8 @@ test: tools lint
 
 fuzz:
 	@for t in FuzzSelection:./internal/selection FuzzNADConfig:./internal/netconf \
-	          FuzzParseSeed:./internal/routes FuzzParseNetConf:./internal/routes FuzzPlanSubnetGroups:./internal/routes; do \
+	          FuzzParseSeed:./internal/routes FuzzParseNetConf:./internal/routes FuzzPlanSubnetGroups:./internal/routes \
+	          FuzzInterpret:./internal/dhcp; do \
 	  echo "[fuzz] $${t%%:*} for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
 	done
