@@ -7,7 +7,7 @@ BIN := $(CURDIR)/bin
 FUZZTIME ?= 10s
 export GONOSUMDB := k8s.io/*
 
-.PHONY: all build deps tools lint unit test fuzz bench demo clean
+.PHONY: all build deps tools lint unit test e2e fuzz bench demo demo-netns clean
 
 all: build
 
@@ -40,12 +40,23 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
 	done
 
-## bench: the benchmark table (latency vs bare delegates, API requests, throughput, RSS).
+## e2e: only the end-to-end tests on a real one-node cluster (root).
+e2e: tools
+	$(GO) test -count=1 -v -run '^TestRealNode' -timeout 30m ./test/e2e/
+
+## bench: the benchmark table (latency vs bare delegates, API requests, throughput, RSS), then
+## pod create -> Running on a real node, multinet vs the cluster network alone.
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/
 
-## demo: a local "node" with a cluster network and two secondary networks, three pods.
-demo: tools build
+## demo: a real node (kubelet + containerd), multinet installed from deploy/, three pods of a
+## Deployment with two secondary networks, their interfaces, network-status and pings.
+demo: tools
+	$(GO) test -count=1 -v -run '^TestRealNodeDemo$$' -timeout 20m ./test/e2e/
+
+## demo-netns: the faster demo: a simulated node (network namespaces, no kubelet).
+demo-netns: tools build
 	$(GO) test -count=1 -v -run '^TestDemo$$' -timeout 15m ./test/demo/
 
 clean:

@@ -157,7 +157,7 @@ func cleanStaleCluster(root string) error {
 // own pods last; then the kubelet, containerd and their shims stopped; mounts removed; the
 // bridge deleted; sysctls and fixed paths restored.
 func (c *Cluster) teardown(t testing.TB) {
-	if c.kubelet != nil && c.containerd != nil {
+	if c.kubelet != nil && c.containerd != nil && !c.kubelet.exited() && !c.containerd.exited() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		if err := c.deleteAllPods(ctx); err != nil {
 			t.Errorf("testbed: deleting the cluster's pods: %v", err)

@@ -29,7 +29,7 @@ type network struct {
 }
 
 // createNetwork creates the NAD of network number n in namespace.
-func (e *env) createNetwork(t *testing.T, namespace, name string, n int) network {
+func (e *env) createNetwork(t testing.TB, namespace, name string, n int) network {
 	t.Helper()
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[{"type":"bridge","bridge":"mnt-%s",
 		"isGateway":false,"ipMasq":false,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.10.%d.0/24"}]]}}]}`, name, name, n)
