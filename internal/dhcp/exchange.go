@@ -57,7 +57,7 @@ type exchange struct {
 var errNetnsGone = errors.New("network namespace is gone")
 
 // open starts a conversation on l. src is the address the pod holds (nil before it has
-// one): it is the source of what is sent and the only destination listened to. wait is the
+// one): the source of what is sent. wait is the
 // first retransmission timeout (doubled each time) and tries the number of transmissions.
 func open(l link, src net.IP, wait time.Duration, tries int) (*exchange, error) {
 	var conn net.PacketConn
@@ -83,7 +83,7 @@ func open(l link, src net.IP, wait time.Duration, tries int) (*exchange, error) 
 	}
 	if src != nil {
 		raw := conn.(*nclient4.BroadcastRawUDPConn).PacketConn
-		conn = nclient4.NewBroadcastUDPConn(raw, &net.UDPAddr{IP: src, Port: nclient4.ClientPort})
+		conn = sourcedConn{PacketConn: conn, send: nclient4.NewBroadcastUDPConn(raw, &net.UDPAddr{IP: src, Port: nclient4.ClientPort})}
 	}
 	x := &exchange{hw: hw}
 	x.Client, err = nclient4.NewWithConn(conn, hw, nclient4.WithTimeout(wait), nclient4.WithRetry(tries),
@@ -94,6 +94,15 @@ func open(l link, src net.IP, wait time.Duration, tries int) (*exchange, error) 
 	}
 	return x, nil
 }
+
+// sourcedConn sends from the pod's address (a renewal is unicast from it) but receives what
+// comes to any address on the client port: a server broadcasts its DHCPNAK.
+type sourcedConn struct {
+	net.PacketConn
+	send net.PacketConn
+}
+
+func (c sourcedConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.send.WriteTo(b, addr) }
 
 // inNetns runs f in the netns at path, or where the daemon runs for an empty path.
 func inNetns(path string, f func() error) error {

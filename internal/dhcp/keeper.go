@@ -111,14 +111,12 @@ func (m *Manager) renew(ctx context.Context, l *Lease, ph phase) (*dhcpv4.DHCPv4
 	if err != nil {
 		return nil, err
 	}
-	defer x.close()
 	ack, err := x.request(ctx, &l.Identity, l.ack, ph)
+	x.close()
 	var nak *nakError
-	if ph == expired || errors.As(err, &nak) {
-		if err != nil {
-			m.log.Warn("DHCP lease lost; asking for the same address again", l.attrs("phase", ph.String(), "err", err)...)
-			ack, err = x.reacquire(ctx, &l.Identity, l.IP())
-		}
+	if err != nil && (ph == expired || errors.As(err, &nak)) {
+		m.log.Warn("DHCP lease lost; asking for the same address again", l.attrs("phase", ph.String(), "err", err)...)
+		ack, err = reacquire(ctx, l)
 	}
 	if err != nil {
 		return nil, err
@@ -127,4 +125,15 @@ func (m *Manager) renew(ctx context.Context, l *Lease, ph phase) (*dhcpv4.DHCPv4
 		return nil, fmt.Errorf("server %s acknowledged %s instead of %s", ack.ServerIdentifier(), ack.YourIPAddr, l.IP())
 	}
 	return ack, nil
+}
+
+// reacquire asks for the lease's address again from INIT, on a conversation that listens to
+// broadcast answers too (the address may no longer be the pod's to receive on).
+func reacquire(ctx context.Context, l *Lease) (*dhcpv4.DHCPv4, error) {
+	x, err := open(l.link(), nil, firstWait(renewTimeout, renewTries), renewTries)
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	return x.reacquire(ctx, &l.Identity, l.IP())
 }

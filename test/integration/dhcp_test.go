@@ -216,9 +216,10 @@ func testDHCPRestart(t *testing.T, cp *testbed.ControlPlane) {
 	e.MustDel(t, sb)
 }
 
-// testDHCPServerLostLeases restarts the server without its lease file while multinetd is
-// down: the INIT-REBOOT (or, refused, a DISCOVER for the same address) after multinetd's
-// restart gets the pod's address registered again.
+// testDHCPServerLostLeases restarts the server without its lease file, while multinetd is
+// down (INIT-REBOOT at its restart) and while it runs (at the next renewal): both times the
+// pod's address is registered again. Then the server refuses it and offers another one,
+// which is declined: the pod is never reconfigured behind its back.
 func testDHCPServerLostLeases(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	srv := dhcptest.New(t, 8)
@@ -239,6 +240,27 @@ func testDHCPServerLostLeases(t *testing.T, cp *testbed.ControlPlane) {
 	}
 	if ls := srv.Leases(t); len(ls) != 1 {
 		t.Errorf("server leases %+v, want only %s", ls, ip)
+	}
+	// Again with multinetd running: the next renewal meets a server that does not know it.
+	srv.Stop()
+	if err := os.Remove(srv.LeaseFile); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start(t)
+	waitRenewal(t, srv, ip, 0)
+	if ls := srv.Leases(t); len(ls) != 1 || ls[0].IP != ip {
+		t.Errorf("server leases %+v, want only %s", ls, ip)
+	}
+	// Now the server wants the pod elsewhere: it refuses the renewal and offers another
+	// address, which multinet declines, keeping the pod's address as it is.
+	srv.Restart(t, "--dhcp-host=id:"+srv.Leases(t)[0].ClientID+",10.40.8.99")
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(e.Log(), "not the pod's "+ip+": declined"); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("multinetd never said it declined the other address\n%s\n%s", e.Log(), srv.Log())
+		}
+	}
+	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
+		t.Errorf("net1 has %s, had %s: the pod was reconfigured", got, ip)
 	}
 	e.MustDel(t, sb)
 }

@@ -119,6 +119,14 @@ func (s *Server) Start(t testing.TB) {
 	}
 }
 
+// Restart stops dnsmasq and starts it again with more arguments (a changed configuration).
+func (s *Server) Restart(t testing.TB, extra ...string) {
+	t.Helper()
+	s.Stop()
+	s.args = append(s.args, extra...)
+	s.Start(t)
+}
+
 // Stop ends dnsmasq (its lease file stays).
 func (s *Server) Stop() {
 	if s.cmd == nil {
