@@ -5,6 +5,7 @@
 package bench
 
 import (
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -23,6 +24,9 @@ import (
 
 const namespace = "bench"
 
+// daemonFlags are extra multinetd flags, e.g. -daemon-flags=--sync-checkpoints=false.
+var daemonFlags = flag.String("daemon-flags", "", "extra multinetd flags, space-separated")
+
 // bed is the node under measurement plus the direct path to the same delegates.
 type bed struct {
 	*testbed.Node
@@ -37,7 +41,8 @@ func newBed(b *testing.B) *bed {
 	testbed.RequireRoot(b)
 	cp := testbed.StartControlPlane(b)
 	addr := freeAddr(b)
-	n := testbed.NewNode(b, cp, "--metrics-address", addr, "--log-level", "warn")
+	flags := append([]string{"--metrics-address", addr, "--log-level", "warn"}, strings.Fields(*daemonFlags)...)
+	n := testbed.NewNode(b, cp, flags...)
 	cp.CreateNamespace(b, namespace)
 	bd := &bed{Node: n, metrics: "http://" + addr + "/metrics",
 		direct: libcni.NewCNIConfigWithCacheDir([]string{n.BinDir}, b.TempDir(), nil)}
