@@ -13,6 +13,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -54,6 +55,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if !o.SyncCheckpoints {
 		store = store.WithoutSync()
 	}
+	// Leases are renewed from here on, whether or not the API server answers.
 	leaseCtx, stopLeases := context.WithCancel(ctx)
 	leases, err := startLeases(leaseCtx, o, log)
 	if err != nil {
@@ -77,6 +79,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	defer stopEvents()
 	patcher := status.NewPatcher(client, log, status.WithEvents(events))
 	go patcher.Run(ctx)
+	leases.SetWarner(podWarner(events))
+	defer leases.SetWarner(nil)
 	mgr := attach.New(attach.Config{ConfDir: o.CNIConfDir, DefaultNetwork: o.DefaultNetwork,
 		OwnConfName: install.ConfName, GlobalNamespaces: o.GlobalNamespaces}, attach.Deps{
 		Pods:      pods,
@@ -98,6 +102,13 @@ func startLeases(ctx context.Context, o Options, log *slog.Logger) (*dhcp.Manage
 	}
 	leases.Start(ctx)
 	return leases, nil
+}
+
+// podWarner makes the lease manager's warnings pod Events.
+func podWarner(events status.EventRecorder) dhcp.Warner {
+	return func(namespace, name, uid, reason, message string) {
+		events.Warning(status.PodRef{Namespace: namespace, Name: name, UID: k8stypes.UID(uid)}, reason, message)
+	}
 }
 
 // handler serves the shim on cniapi.Path and the DHCP lease manager on ipam.Path. Both speak

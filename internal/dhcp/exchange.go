@@ -266,7 +266,7 @@ func (x *exchange) reacquire(ctx context.Context, id *identity, want net.IP) (*d
 		return nil, fmt.Errorf("sent DHCPDISCOVER for %s, no offer: %w", want, noAnswer(err))
 	}
 	if !offer.YourIPAddr.Equal(want) {
-		return nil, fmt.Errorf("server %s offers %s, not the pod's %s: declined (recreate the pod to move it)",
+		return nil, fmt.Errorf("server %s offers %s, not the pod's %s: declined",
 			offer.ServerIdentifier(), offer.YourIPAddr, want)
 	}
 	lease, err := x.RequestFromOffer(ctx, offer, mods...)

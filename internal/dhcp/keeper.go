@@ -36,6 +36,7 @@ func (m *Manager) keep(l *Lease, reboot bool) {
 func (m *Manager) run(ctx context.Context, h *held, reboot bool) {
 	l := h.get()
 	var wait time.Duration
+	warned := false
 	if !reboot {
 		wait = l.untilNext(time.Now())
 	}
@@ -66,8 +67,13 @@ func (m *Manager) run(ctx context.Context, h *held, reboot bool) {
 		case err != nil:
 			wait = l.retryAfter(now, l.retryFloor())
 			m.log.Warn("DHCP lease not renewed", l.attrs("phase", ph.String(), "retryIn", wait.String(), "err", err)...)
+			if errors.Is(err, errLeaseLost) && !warned {
+				m.warnLost(&l, err)
+				warned = true
+			}
 			continue
 		}
+		warned = false
 		l.setACK(ack, time.Now())
 		h.set(l)
 		if err := m.store.save(&l); err != nil {
@@ -116,7 +122,9 @@ func (m *Manager) renew(ctx context.Context, l *Lease, ph phase) (*dhcpv4.DHCPv4
 	var nak *nakError
 	if err != nil && (ph == expired || errors.As(err, &nak)) {
 		m.log.Warn("DHCP lease lost; asking for the same address again", l.attrs("phase", ph.String(), "err", err)...)
-		ack, err = reacquire(ctx, l)
+		if ack, err = reacquire(ctx, l); err != nil {
+			err = fmt.Errorf("%w: %w", errLeaseLost, err)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -125,6 +133,24 @@ func (m *Manager) renew(ctx context.Context, l *Lease, ph phase) (*dhcpv4.DHCPv4
 		return nil, fmt.Errorf("server %s acknowledged %s instead of %s", ack.ServerIdentifier(), ack.YourIPAddr, l.IP())
 	}
 	return ack, nil
+}
+
+// errLeaseLost marks a lease the server no longer grants (expired unanswered, or refused)
+// and did not give back.
+var errLeaseLost = errors.New("lease lost")
+
+// warnLost tells the pod's owner (a pod Event, from the daemon) that its address is no
+// longer leased: the pod keeps it, and the server may hand it to another client.
+func (m *Manager) warnLost(l *Lease, err error) {
+	m.mu.Lock()
+	warn := m.warn
+	m.mu.Unlock()
+	if warn == nil || l.Pod.Name == "" {
+		return
+	}
+	warn(l.Pod.Namespace, l.Pod.Name, l.Pod.UID, ReasonLeaseLost, fmt.Sprintf(
+		"network %q, interface %s: DHCP lease of %s lost (%v); the pod keeps the address, which the server may give to "+
+			"another client: recreate the pod to get a new one", l.Network, l.IfName, l.IP(), err))
 }
 
 // reacquire asks for the lease's address again from INIT, on a conversation that listens to

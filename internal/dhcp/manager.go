@@ -35,10 +35,17 @@ type Manager struct {
 	locks keyLocks
 
 	mu   sync.Mutex
+	warn Warner
 	held map[string]*held
 	ctx  context.Context // lifetime of the keepers, from Start
 	wg   sync.WaitGroup
 }
+
+// Warner puts a Warning Event on a pod (uid may be empty).
+type Warner func(namespace, name, uid, reason, message string)
+
+// ReasonLeaseLost is the Event reason for a pod whose lease the server no longer grants.
+const ReasonLeaseLost = "DHCPLeaseLost"
 
 // held is a lease and the goroutine that keeps it.
 type held struct {
@@ -68,6 +75,13 @@ func New(dir string, log *slog.Logger) (*Manager, error) {
 	}
 	return &Manager{store: s, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
 		ctx: context.Background(), locks: keyLocks{m: map[string]*keyLock{}}}, nil
+}
+
+// SetWarner sets who is told about lost leases (nil: nobody); it may be called at any time.
+func (m *Manager) SetWarner(w Warner) {
+	m.mu.Lock()
+	m.warn = w
+	m.mu.Unlock()
 }
 
 // Start reloads the leases kept on disk and keeps each one (an INIT-REBOOT first, since the

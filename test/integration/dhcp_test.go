@@ -262,6 +262,8 @@ func testDHCPServerLostLeases(t *testing.T, cp *testbed.ControlPlane) {
 	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
 		t.Errorf("net1 has %s, had %s: the pod was reconfigured", got, ip)
 	}
+	evs := e.WaitEvent(t, sb.Pod, "DHCPLeaseLost")
+	t.Logf("events: %d, e.g. %q", len(evs), evs[len(evs)-1].Message)
 	e.MustDel(t, sb)
 }
 
