@@ -140,8 +140,12 @@ func (c *Cluster) mustStart(t testing.TB, kubeletToken string) {
 		{"default service account", func() error { return c.waitServiceAccount(t.Context(), "default") }},
 	}
 	for _, s := range steps {
+		start := time.Now()
 		if err := s.run(); err != nil {
 			t.Fatalf("testbed: cluster %s: %v", s.name, err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Logf("testbed: cluster %s took %s", s.name, took.Round(time.Millisecond))
 		}
 	}
 }
