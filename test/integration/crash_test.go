@@ -16,20 +16,21 @@ import (
 	"github.com/multinet/multinet/internal/testbed"
 )
 
-// slowPlugin installs a plugin type "slow" that waits, then runs bridge, then leaves a marker
-// file: a delegate call long enough to kill the daemon in the middle of it.
-func (e *env) slowPlugin(t *testing.T) (done string) {
+// slowPlugin installs a plugin type "slow" that leaves a marker when it starts, waits, runs
+// bridge, then leaves another: a delegate call long enough to kill the daemon in the middle
+// of it.
+func (e *env) slowPlugin(t *testing.T) (started, done string) {
 	t.Helper()
-	done = filepath.Join(e.Dir, "slow-done")
-	script := fmt.Sprintf("#!/bin/sh\nsleep 1.5\n%s \"$@\"\nrc=$?\ntouch %s\nexit $rc\n",
-		filepath.Join(e.BinDir, "bridge"), done)
+	started, done = filepath.Join(e.Dir, "slow-started"), filepath.Join(e.Dir, "slow-done")
+	script := fmt.Sprintf("#!/bin/sh\ntouch %s\nsleep 1.5\n%s \"$@\"\nrc=$?\ntouch %s\nexit $rc\n",
+		started, filepath.Join(e.BinDir, "bridge"), done)
 	if err := os.WriteFile(filepath.Join(e.BinDir, "slow"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { testbed.DeleteLink("mns" + e.ID) })
 	conf := strings.Replace(e.bridgeNAD("slow", "mns"+e.ID, "10.10.7.0/24"), `"type":"bridge"`, `"type":"slow"`, 1)
 	e.CP.CreateNAD(t, e.ns, "slow", conf)
-	return done
+	return started, done
 }
 
 // waitIntent waits until the checkpoint of sb records intent (not a result) for network.
@@ -55,8 +56,8 @@ func (e *env) waitIntent(t *testing.T, sb *testbed.Sandbox, network string) {
 }
 
 // crashDuringAdd starts an ADD, kills the daemon (kill) once the slow delegate's intent is
-// recorded, and returns the ADD's error.
-func (e *env) crashDuringAdd(t *testing.T, sb *testbed.Sandbox, kill func()) error {
+// recorded and the delegate has started, and returns the ADD's error.
+func (e *env) crashDuringAdd(t *testing.T, sb *testbed.Sandbox, started string, kill func()) error {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
@@ -64,6 +65,7 @@ func (e *env) crashDuringAdd(t *testing.T, sb *testbed.Sandbox, kill func()) err
 		errc <- err
 	}()
 	e.waitIntent(t, sb, "slow")
+	waitFile(t, started)
 	kill()
 	return <-errc
 }
@@ -95,13 +97,13 @@ func testKill9(t *testing.T, cp *testbed.ControlPlane) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t, cp)
 			e.threeNetworks(t)
-			done := e.slowPlugin(t)
+			started, done := e.slowPlugin(t)
 			sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: c.annotation})
 			kill := e.Kill9
 			if c.killGroup {
 				kill = e.KillGroup9
 			}
-			if err := e.crashDuringAdd(t, sb, kill); err == nil {
+			if err := e.crashDuringAdd(t, sb, started, kill); err == nil {
 				t.Fatal("ADD succeeded although multinetd was killed during it")
 			}
 			if c.waitForSlow {
