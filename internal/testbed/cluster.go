@@ -116,6 +116,7 @@ func StartCluster(t testing.TB) *Cluster {
 	if c.host, err = recordHost(c.dir); err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
+	t.Cleanup(cleanupOnInterrupt(c.dir)) // runs after teardown: Ctrl-C during it is handled too
 	t.Cleanup(func() { c.teardown(t) })
 	c.mustStart(t, kubeletToken)
 	t.Logf("testbed: cluster with node %s (%s) ready in %s", c.NodeName, c.NodeIP, time.Since(start).Round(time.Millisecond))

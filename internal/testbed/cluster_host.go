@@ -76,7 +76,10 @@ func removeCgroup(dir string) error {
 			}
 		}
 	}
-	return unix.Rmdir(dir)
+	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
 }
 
 func hostStateFile(root string) string { return root + ".host.json" }
