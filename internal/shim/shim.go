@@ -4,13 +4,10 @@
 package shim
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -51,52 +48,13 @@ func Forward(ctx context.Context, command string, args *skel.CmdArgs, out io.Wri
 	if c.Socket == "" {
 		c.Socket = cniapi.DefaultSocket
 	}
-	body, err := json.Marshal(cniapi.Request{Command: command, ContainerID: args.ContainerID, Netns: args.Netns,
-		IfName: args.IfName, Args: args.Args, Path: args.Path, Config: args.StdinData})
-	if err != nil {
-		return types.NewError(types.ErrInternal, "multinet: encode request", err.Error())
-	}
-	resp, err := post(ctx, c.Socket, body)
+	resp, err := cniapi.Call(ctx, c.Socket, cniapi.Path, cniapi.NewRequest(command, args))
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater,
 			fmt.Sprintf("multinet: multinetd is not reachable at %s (is the multinet DaemonSet running on this node?)", c.Socket),
 			err.Error())
 	}
-	if resp.Error != nil {
-		return resp.Error
-	}
-	if len(resp.Result) > 0 {
-		_, err = out.Write(append(resp.Result, '\n'))
-	}
-	return err
-}
-
-func post(ctx context.Context, socket string, body []byte) (*cniapi.Response, error) {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://multinetd"+cniapi.Path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, bytes.TrimSpace(msg))
-	}
-	var out cniapi.Response
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("decode reply: %w", err)
-	}
-	return &out, nil
+	return resp.Relay(out)
 }
 
 // Main is the shim's main.

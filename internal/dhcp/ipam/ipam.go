@@ -5,13 +5,10 @@
 package ipam
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -54,12 +51,7 @@ func Forward(ctx context.Context, command string, args *skel.CmdArgs, socket str
 	if socket == "" {
 		socket = socketFromConf(args.StdinData)
 	}
-	body, err := json.Marshal(cniapi.Request{Command: command, ContainerID: args.ContainerID, Netns: args.Netns,
-		IfName: args.IfName, Args: args.Args, Path: args.Path, Config: args.StdinData})
-	if err != nil {
-		return types.NewError(types.ErrInternal, "multinet-dhcp: encode request", err.Error())
-	}
-	resp, err := post(ctx, socket, body)
+	resp, err := cniapi.Call(ctx, socket, Path, cniapi.NewRequest(command, args))
 	if err != nil {
 		code := uint(types.ErrTryAgainLater)
 		if command == "STATUS" {
@@ -69,13 +61,7 @@ func Forward(ctx context.Context, command string, args *skel.CmdArgs, socket str
 			fmt.Sprintf("multinet-dhcp: multinetd is not reachable at %s (is the multinet DaemonSet running on this node?)", socket),
 			err.Error())
 	}
-	if resp.Error != nil {
-		return resp.Error
-	}
-	if len(resp.Result) > 0 {
-		_, err = out.Write(append(resp.Result, '\n'))
-	}
-	return err
+	return resp.Relay(out)
 }
 
 // socketFromConf reads ipam.socket, else the default socket.
@@ -89,32 +75,4 @@ func socketFromConf(stdin []byte) string {
 		return c.IPAM.Socket
 	}
 	return cniapi.DefaultSocket
-}
-
-func post(ctx context.Context, socket string, body []byte) (*cniapi.Response, error) {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://multinetd"+Path, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("request to %s: %w", socket, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("POST %s on %s: %w", Path, socket, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, bytes.TrimSpace(msg))
-	}
-	var out cniapi.Response
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("decode reply: %w", err)
-	}
-	return &out, nil
 }
