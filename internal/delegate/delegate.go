@@ -64,13 +64,22 @@ func (inv *Invocation) parse() (*libcni.NetworkConfigList, *libcni.RuntimeConf, 
 	return list, rt, nil
 }
 
-// Add runs ADD through the whole list and returns the last plugin's result.
-func (r *Runner) Add(ctx context.Context, inv *Invocation) (types.Result, error) {
+// prepare decodes the invocation and takes a delegate slot; release gives it back.
+func (r *Runner) prepare(ctx context.Context, inv *Invocation) (*libcni.NetworkConfigList, *libcni.RuntimeConf, func(), error) {
 	list, rt, err := inv.parse()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	release, err := r.acquire(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return list, rt, release, nil
+}
+
+// Add runs ADD through the whole list and returns the last plugin's result.
+func (r *Runner) Add(ctx context.Context, inv *Invocation) (types.Result, error) {
+	list, rt, release, err := r.prepare(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
@@ -81,11 +90,7 @@ func (r *Runner) Add(ctx context.Context, inv *Invocation) (types.Result, error)
 // Del runs DEL through the list in reverse. A missing netns is the plugins' business: the
 // spec asks them to release what they hold (IPAM addresses) all the same.
 func (r *Runner) Del(ctx context.Context, inv *Invocation) error {
-	list, rt, err := inv.parse()
-	if err != nil {
-		return err
-	}
-	release, err := r.acquire(ctx)
+	list, rt, release, err := r.prepare(ctx, inv)
 	if err != nil {
 		return err
 	}
@@ -95,11 +100,7 @@ func (r *Runner) Del(ctx context.Context, inv *Invocation) error {
 
 // Check runs CHECK through the list.
 func (r *Runner) Check(ctx context.Context, inv *Invocation) error {
-	list, rt, err := inv.parse()
-	if err != nil {
-		return err
-	}
-	release, err := r.acquire(ctx)
+	list, rt, release, err := r.prepare(ctx, inv)
 	if err != nil {
 		return err
 	}
