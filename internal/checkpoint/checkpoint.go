@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/multinet/multinet/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -81,10 +82,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("checkpoint dir %s: %w", dir, err)
 	}
-	tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
-	for _, t := range tmps {
-		_ = os.Remove(t)
-	}
+	atomicfile.RemoveTemps(dir)
 	return &Store{dir: dir}, nil
 }
 
@@ -140,7 +138,10 @@ func (s *Store) save(sb *Sandbox, durable bool) error {
 	if err != nil {
 		return fmt.Errorf("encode checkpoint for sandbox %s: %w", sb.ContainerID, err)
 	}
-	return writeAtomic(s.dir, p, data, durable)
+	if err := atomicfile.Write(p, data, 0o600, durable); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
 }
 
 // Remove deletes the record; removing a missing record is not an error. It does not wait
@@ -171,44 +172,4 @@ func (s *Store) List() ([]string, error) {
 	}
 	sort.Strings(ids)
 	return ids, nil
-}
-
-func writeAtomic(dir, path string, data []byte, durable bool) error {
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return fmt.Errorf("sync checkpoint %s: %w", path, err)
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	if !durable {
-		return nil
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
 }

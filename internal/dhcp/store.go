@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/multinet/multinet/internal/atomicfile"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,20 +31,10 @@ func (s store) save(l *Lease) error {
 	if err != nil {
 		return fmt.Errorf("encode lease %s: %w", l.key(), err)
 	}
-	path := s.path(l.ContainerID, l.IfName)
-	tmp, err := os.CreateTemp(s.dir, ".lease-*")
-	if err != nil {
+	if err := atomicfile.Write(s.path(l.ContainerID, l.IfName), data, 0o600, true); err != nil {
 		return fmt.Errorf("save lease %s: %w", l.key(), err)
 	}
-	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
-	_, werr := tmp.Write(data)
-	if err := errors.Join(werr, tmp.Sync(), tmp.Close()); err != nil {
-		return fmt.Errorf("save lease %s: %w", l.key(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save lease %s: %w", l.key(), err)
-	}
-	return syncDir(s.dir)
+	return nil
 }
 
 func (s store) remove(containerID, ifname string) error {
@@ -99,16 +90,4 @@ func (s store) all() ([]*Lease, []error) {
 		}
 	}
 	return out, errs
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
