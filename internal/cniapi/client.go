@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"syscall"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 )
@@ -27,10 +30,7 @@ func Call(ctx context.Context, socket, path string, req *Request) (*Response, er
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, socket) },
 	}}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://multinetd"+path, bytes.NewReader(body))
 	if err != nil {
@@ -63,4 +63,27 @@ func (r *Response) Relay(out io.Writer) error {
 	}
 	_, err := out.Write(append(r.Result, '\n'))
 	return err
+}
+
+// DialWait is how long a call waits for a daemon that is not listening (restarting, being
+// upgraded) before it gives up: long enough to ride out a DaemonSet rollout, short enough
+// for the runtime's own retry to take over.
+const DialWait = 10 * time.Second
+
+// dial connects to the socket, retrying while nothing listens there yet.
+func dial(ctx context.Context, socket string) (net.Conn, error) {
+	deadline := time.Now().Add(DialWait)
+	for {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", socket)
+		if err == nil || time.Now().After(deadline) ||
+			(!errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT)) {
+			return c, err
+		}
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
 }

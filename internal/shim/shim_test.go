@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -17,10 +18,14 @@ import (
 	"github.com/multinet/multinet/internal/cniapi"
 )
 
+// TestDaemonDownIsTryAgainLater: the shim waits for a daemon that is not listening (bounded
+// here by the context), then answers "try again later" naming the socket.
 func TestDaemonDownIsTryAgainLater(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	args := &skel.CmdArgs{ContainerID: "c", StdinData: []byte(`{"cniVersion":"1.0.0","socket":"` + sock + `"}`)}
-	err := Forward(context.Background(), "ADD", args, &bytes.Buffer{})
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	err := Forward(ctx, "ADD", args, &bytes.Buffer{})
 	var cniErr *types.Error
 	if !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater || !strings.Contains(cniErr.Msg, sock) {
 		t.Fatalf("error %#v, want code 11 naming the socket", err)

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -212,6 +213,16 @@ func testDaemonDownIsRetriable(t *testing.T, cp *testbed.ControlPlane) {
 	if _, err := libcni.ConfListFromFile(e.ConfDir + "/00-multinet.conflist"); err != nil {
 		t.Fatalf("multinet's conflist must stay on disk while the daemon is down: %v", err)
 	}
+	// A daemon that comes back within the shim's wait (a DaemonSet rollout): the ADD waits
+	// for it and succeeds, instead of failing the sandbox.
+	errc := make(chan error, 1)
+	go func() { _, err := e.Add(t, sb); errc <- err }()
+	time.Sleep(2 * time.Second)
+	e.Start(t)
+	if err := <-errc; err != nil {
+		t.Fatalf("ADD during a daemon restart: %v\n%s", err, e.Log())
+	}
+	e.MustDel(t, sb)
 }
 
 // removeNetns removes the sandbox's network namespace, as a runtime does when it goes.
