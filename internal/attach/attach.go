@@ -8,7 +8,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"sync"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/delegate"
+	"github.com/multinet/multinet/internal/keylock"
 	"github.com/multinet/multinet/internal/status"
 )
 
@@ -68,37 +68,13 @@ type Manager struct {
 	cfg Config
 	Deps
 
-	mu    sync.Mutex
-	locks map[string]*sandboxLock
+	locks keylock.Locks
 }
 
 // New wires a manager.
 func New(cfg Config, deps Deps) *Manager {
-	return &Manager{cfg: cfg, Deps: deps, locks: map[string]*sandboxLock{}}
-}
-
-type sandboxLock struct {
-	sync.Mutex
-	users int
+	return &Manager{cfg: cfg, Deps: deps}
 }
 
 // lock serialises all work on one sandbox; the returned func unlocks.
-func (m *Manager) lock(containerID string) func() {
-	m.mu.Lock()
-	l := m.locks[containerID]
-	if l == nil {
-		l = &sandboxLock{}
-		m.locks[containerID] = l
-	}
-	l.users++
-	m.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		m.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(m.locks, containerID)
-		}
-		m.mu.Unlock()
-	}
-}
+func (m *Manager) lock(containerID string) func() { return m.locks.Lock(containerID) }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/multinet/multinet/internal/keylock"
 	"log/slog"
 	"net"
 	"sync"
@@ -32,7 +33,7 @@ type Manager struct {
 	store store
 	log   *slog.Logger
 	sem   chan struct{}
-	locks keyLocks
+	locks keylock.Locks
 
 	mu   sync.Mutex
 	warn Warner
@@ -74,7 +75,7 @@ func New(dir string, log *slog.Logger) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{store: s, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
-		ctx: context.Background(), locks: keyLocks{m: map[string]*keyLock{}}}, nil
+		ctx: context.Background()}, nil
 }
 
 // SetWarner sets who is told about lost leases (nil: nobody); it may be called at any time.
@@ -113,7 +114,7 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		return nil, cniError(types.ErrInvalidEnvironmentVariables,
 			errors.New("multinet-dhcp needs CNI_CONTAINERID, CNI_IFNAME and CNI_NETNS"))
 	}
-	defer m.locks.lock(key(in.ContainerID, in.IfName))()
+	defer m.locks.Lock(key(in.ContainerID, in.IfName))()
 	l := m.current(req)
 	if l == nil {
 		if l, err = m.acquire(ctx, req); err != nil {
@@ -188,7 +189,7 @@ func (m *Manager) Del(_ context.Context, in *cniapi.Request) error {
 		return cniError(types.ErrInvalidEnvironmentVariables, errors.New("multinet-dhcp needs CNI_CONTAINERID and CNI_IFNAME"))
 	}
 	k := key(in.ContainerID, in.IfName)
-	defer m.locks.lock(k)()
+	defer m.locks.Lock(k)()
 	if m.forget(k, in.Netns != "") {
 		return nil
 	}
@@ -280,7 +281,7 @@ func (m *Manager) GC(_ context.Context, in *cniapi.Request) error {
 	}
 	m.mu.Unlock()
 	for _, k := range stale {
-		unlock := m.locks.lock(k)
+		unlock := m.locks.Lock(k)
 		m.forget(k, true)
 		unlock()
 	}
