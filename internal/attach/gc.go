@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/cniapi"
 )
+
+// gcGrace spares records written this recently: an ADD may be under way for a sandbox the
+// runtime had not listed yet when it computed its valid attachments.
+const gcGrace = time.Minute
 
 // GC (CNI 1.1) detaches every recorded sandbox the runtime no longer lists as valid, then
 // lets the default network's plugins collect what they hold for attachments nobody has.
@@ -32,7 +37,7 @@ func (m *Manager) GC(ctx context.Context, in *cniapi.Request) error {
 	var keep []types.GCAttachment
 	var defConf []byte
 	for _, id := range ids {
-		if !valid[id] {
+		if !valid[id] && !m.Store.Recent(id, gcGrace) {
 			errs = append(errs, m.delLocked(ctx, id, ""))
 			continue
 		}

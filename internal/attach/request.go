@@ -14,11 +14,10 @@ import (
 // request is a decoded CNI invocation.
 type request struct {
 	*cniapi.Request
-	pod       plan.Pod // empty Name: no Kubernetes pod arguments (not a pod sandbox)
-	version   string   // cniVersion of the runtime's config: results are converted to it
-	runtime   map[string]any
-	gcValid   []types.GCAttachment
-	multiName string
+	pod     plan.Pod // empty Name: no Kubernetes pod arguments (not a pod sandbox)
+	version string   // cniVersion of the runtime's config: results are converted to it
+	runtime map[string]any
+	gcValid []types.GCAttachment
 }
 
 // netConf is what multinet reads of the conf the runtime hands the shim.
@@ -47,7 +46,7 @@ func decode(req *cniapi.Request) (*request, error) {
 		return nil, invalidf(types.ErrInvalidEnvironmentVariables, "CNI_ARGS: %v", err)
 	}
 	return &request{Request: req, pod: pod, version: conf.CNIVersion, runtime: conf.RuntimeConfig,
-		gcValid: conf.ValidAttachments, multiName: conf.Name}, nil
+		gcValid: conf.ValidAttachments}, nil
 }
 
 // podFromArgs reads the K8S_POD_* keys the runtime puts in CNI_ARGS.

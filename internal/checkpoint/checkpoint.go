@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // State is how far an attachment got.
@@ -155,6 +156,16 @@ func (s *Store) Remove(id string) error {
 		return fmt.Errorf("remove checkpoint %s: %w", p, err)
 	}
 	return nil
+}
+
+// Recent reports whether the record of id was written less than age ago.
+func (s *Store) Recent(id string, age time.Duration) bool {
+	p, err := s.path(id)
+	if err != nil {
+		return false
+	}
+	info, err := os.Stat(p)
+	return err == nil && time.Since(info.ModTime()) < age
 }
 
 // List returns the container IDs that have a record, sorted.

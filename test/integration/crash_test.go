@@ -133,9 +133,20 @@ func testGCRemovesForgottenSandboxes(t *testing.T, cp *testbed.ControlPlane) {
 	e.MustAdd(t, lost)
 	forgetful := libcni.NewCNIConfigWithCacheDir([]string{e.BinDir}, t.TempDir(), nil)
 	valid := []types.GCAttachment{{ContainerID: keep.ID, IfName: "eth0"}}
-	if err := forgetful.GCNetworkList(testbed.Ctx(t), e.Conflist(t), &libcni.GCArgs{ValidAttachments: valid}); err != nil {
-		t.Fatalf("GC: %v\n%s", err, e.Log())
+	gc := func() {
+		if err := forgetful.GCNetworkList(testbed.Ctx(t), e.Conflist(t), &libcni.GCArgs{ValidAttachments: valid}); err != nil {
+			t.Fatalf("GC: %v\n%s", err, e.Log())
+		}
 	}
+	gc() // a record this fresh may belong to an ADD the runtime had not listed yet: spared
+	if got := e.Checkpoints(t); len(got) != 2 {
+		t.Fatalf("checkpoints after GC within the grace period: %v, want both", got)
+	}
+	old := time.Now().Add(-2 * time.Minute)
+	if err := os.Chtimes(filepath.Join(e.StateDir, "checkpoints", lost.ID+".json"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	gc()
 	if got := e.Checkpoints(t); len(got) != 1 || got[0] != keep.ID+".json" {
 		t.Fatalf("checkpoints after GC: %v, want only %s", got, keep.ID)
 	}
