@@ -9,7 +9,7 @@ command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 # runtime, and the static busybox its test image is made of.
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
-[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || need+=(busybox-static)
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "[deps] installing ${need[*]} with apt-get" >&2
   if [ "$(id -u)" != 0 ]; then
