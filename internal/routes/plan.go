@@ -74,9 +74,13 @@ func planOne(g Group, addr netip.Prefix) ([]PlannedRoute, error) {
 			g.Name, gw, g.Subnets[home].Prefix, addr.Masked(), ip)
 	}
 	routes := make([]PlannedRoute, 0, len(g.Subnets)-1)
+	onLink := addr.Masked()
 	for i, s := range g.Subnets {
 		if i == home || s.Prefix.Addr().Is4() != ip.Is4() {
 			continue
+		}
+		if onLink.Contains(s.Prefix.Addr()) && s.Prefix.Bits() >= onLink.Bits() {
+			continue // inside the interface's own network: reached directly, not via a gateway
 		}
 		routes = append(routes, PlannedRoute{Dst: s.Prefix, GW: gw, Group: g.Name})
 	}
