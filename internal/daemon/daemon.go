@@ -112,17 +112,11 @@ func podWarner(events status.EventRecorder) dhcp.Warner {
 }
 
 // handler serves the shim on cniapi.Path and the DHCP lease manager on ipam.Path. Both speak
-// the same protocol, so the lease manager reuses the server (decoding, limits, CNI errors)
-// with the path it expects.
+// the same protocol, so both are a server (decoding, limits, CNI errors); the mux routes.
 func handler(o Options, mgr *attach.Manager, leases *dhcp.Manager, m *metrics.Metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(cniapi.Path, server.New(mgr, attach.ToCNI, m.ObserveCNI, o.RequestTimeout.Duration, log))
-	lease := server.New(leases, dhcp.ToCNI, nil, o.RequestTimeout.Duration, log)
-	mux.HandleFunc(ipam.Path, func(w http.ResponseWriter, r *http.Request) {
-		r = r.Clone(r.Context())
-		r.URL.Path = cniapi.Path
-		lease.ServeHTTP(w, r)
-	})
+	mux.Handle(ipam.Path, server.New(leases, dhcp.ToCNI, nil, o.RequestTimeout.Duration, log))
 	return mux
 }
 

@@ -69,10 +69,10 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// ServeHTTP handles POST /cni.
+// ServeHTTP handles a POSTed request; the daemon mounts it on its path (/cni, /dhcp).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != cniapi.Path {
-		http.Error(w, "multinetd serves POST "+cniapi.Path, http.StatusNotFound)
+	if r.Method != http.MethodPost {
+		http.Error(w, "multinetd answers POST requests only", http.StatusNotFound)
 		return
 	}
 	var req cniapi.Request
