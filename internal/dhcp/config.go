@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,11 +90,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()
 
 // netConf is what the lease manager reads of the delegate's network configuration.
 type netConf struct {
-	CNIVersion string `json:"cniVersion"`
-	Name       string `json:"name"`
-	Type       string `json:"type"`
-	Bridge     string `json:"bridge"` // the bridge plugin's host bridge
-	IPAM       *Conf  `json:"ipam"`
+	CNIVersion string          `json:"cniVersion"`
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Bridge     string          `json:"bridge"` // the bridge plugin's host bridge
+	IPAM       json.RawMessage `json:"ipam"`
 }
 
 // request is one decoded IPAM invocation.
@@ -129,11 +131,16 @@ func decode(in *cniapi.Request) (*request, error) {
 	if err := json.Unmarshal(in.Config, &nc); err != nil {
 		return nil, fmt.Errorf("%w: network configuration: %w", errBadConf, err)
 	}
-	if nc.IPAM == nil {
-		return nil, fmt.Errorf("%w: network %q has no ipam section", errBadConf, nc.Name)
+	req := &request{Request: in, version: nc.CNIVersion, args: parseArgs(in.Args), network: nc.Name, confName: nc.Name}
+	if n := req.args["MULTINET_NETWORK"]; n != "" {
+		req.network = n
 	}
-	req := &request{Request: in, version: nc.CNIVersion, conf: *nc.IPAM, args: parseArgs(in.Args), network: nc.Name,
-		confName: nc.Name}
+	if len(nc.IPAM) == 0 || string(nc.IPAM) == "null" {
+		return nil, fmt.Errorf("%w: network %q has no ipam section", errBadConf, req.network)
+	}
+	if err := req.conf.decode(nc.IPAM); err != nil {
+		return nil, fmt.Errorf("%w: network %q: ipam: %w", errBadConf, req.network, err)
+	}
 	if nc.Type == "bridge" {
 		req.bridge = nc.Bridge
 		if req.bridge == "" {
@@ -141,14 +148,43 @@ func decode(in *cniapi.Request) (*request, error) {
 		}
 	}
 	req.pod = podRef{Namespace: req.args["K8S_POD_NAMESPACE"], Name: req.args["K8S_POD_NAME"], UID: req.args["K8S_POD_UID"]}
-	if n := req.args["MULTINET_NETWORK"]; n != "" {
-		req.network = n
-	}
-	if err := req.conf.validate(); err != nil {
-		return nil, fmt.Errorf("%w: network %q: %w", errBadConf, req.network, err)
-	}
 	return req, nil
 }
+
+// decode reads the ipam section and validates it. A key that is none of Conf's fields is an
+// error, not ignored: a misspelt "rotuer" would otherwise quietly leave the pod without the
+// route it asks for. Keys match as encoding/json matches them, regardless of case.
+func (c *Conf) decode(raw json.RawMessage) error {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return err
+	}
+	var unknown []string
+	for k := range keys {
+		if !slices.ContainsFunc(confFields, func(f string) bool { return strings.EqualFold(f, k) }) {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return fmt.Errorf("unknown key %s (multinet-dhcp reads %s)", strings.Join(unknown, ", "), strings.Join(confFields, ", "))
+	}
+	if err := json.Unmarshal(raw, c); err != nil {
+		return err
+	}
+	return c.validate()
+}
+
+// confFields are the JSON names of Conf's fields.
+var confFields = func() []string {
+	t := reflect.TypeFor[Conf]()
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		out = append(out, name)
+	}
+	return out
+}()
 
 // validate checks the settings and fills in defaults.
 func (c *Conf) validate() error {

@@ -47,16 +47,45 @@ func TestDecodeAcceptsReferencePluginFields(t *testing.T) {
 
 func TestDecodeRejectsBadConfig(t *testing.T) {
 	for conf, want := range map[string]string{
-		`{"name":"n"}`: "no ipam section",
-		`{"name":"n","ipam":{"type":"multinet-dhcp","router":"always"}}`:          "router \"always\"",
-		`{"name":"n","ipam":{"type":"multinet-dhcp","timeout":"soon"}}`:           "duration",
+		`{"name":"n"}`: `network "n" has no ipam section`,
+		`{"name":"n","ipam":{"type":"multinet-dhcp","router":"always"}}`:          `network "n": ipam: router "always"`,
+		`{"name":"n","ipam":{"type":"multinet-dhcp","timeout":"soon"}}`:           `network "n": ipam: duration "soon"`,
+		`{"name":"n","ipam":{"type":"multinet-dhcp","renewAfter":true}}`:          `network "n": ipam: duration true`,
 		`{"name":"n","ipam":{"type":"multinet-dhcp","timeout":"1h"}}`:             "at most 2m0s",
-		`{"name":"n","ipam":{"type":"multinet-dhcp","provide":[{"option":"x"}]}}`: "option \"x\"",
+		`{"name":"n","ipam":{"type":"multinet-dhcp","provide":[{"option":"x"}]}}`: `option "x"`,
+		`{"name":"n","ipam":{"type":"multinet-dhcp","rotuer":"default"}}`:         `network "n": ipam: unknown key "rotuer"`,
+		`{"name":"n","ipam":{"type":"multinet-dhcp","subnet":"10.0.0.0/24"}}`:     `network "n": ipam: unknown key "subnet"`,
+		`{"name":"n","ipam":["multinet-dhcp"]}`:                                   `network "n": ipam: json: cannot unmarshal array`,
 	} {
 		_, err := decode(&cniapi.Request{Config: []byte(conf)})
 		if err == nil || !errors.Is(err, errBadConf) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one saying %q", conf, err, want)
 		}
+	}
+}
+
+// TestDecodeNamesTheNADOfABadConfig: a fault names the NAD multinet runs the plugin for, not
+// only the conf's name.
+func TestDecodeNamesTheNADOfABadConfig(t *testing.T) {
+	conf := `{"name":"lan","type":"macvlan","ipam":{"type":"multinet-dhcp","rotuer":"default"}}`
+	_, err := decode(&cniapi.Request{Config: []byte(conf), Args: "MULTINET_NETWORK=shop/lan"})
+	if want := `network "shop/lan": ipam: unknown key "rotuer"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want one saying %q", err, want)
+	}
+}
+
+// TestDecodeAcceptsEveryDocumentedKey: the fields of docs/dhcp.md, matched regardless of case
+// as encoding/json matches them.
+func TestDecodeAcceptsEveryDocumentedKey(t *testing.T) {
+	conf := `{"name":"n","ipam":{"type":"multinet-dhcp","router":"default","timeout":5,"retries":2,
+		"routes":[],"clientID":"c","hostname":"h","socket":"/s","renewAfter":"1s","priority":1,"provide":[],
+		"request":[],"daemonSocketPath":"/d","ClientId":"c2"}}`
+	req, err := decode(&cniapi.Request{Config: []byte(conf)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.conf.Router != RouterDefault || req.conf.Timeout.Duration != 5*time.Second || req.conf.ClientID != "c2" {
+		t.Errorf("conf %+v", req.conf)
 	}
 }
 
