@@ -25,17 +25,17 @@ func checkDefaultRoutes(ds []plan.Delegate) error {
 	return nil
 }
 
-// applyDefaultRoute moves the default route to the attachment that asked for it.
+// applyDefaultRoute moves the default route of each family the attachment names a gateway
+// for (one IPv4, one IPv6) onto it.
 func (m *Manager) applyDefaultRoute(req *request, sb *checkpoint.Sandbox, ds []plan.Delegate) error {
 	for _, d := range ds {
-		if len(d.DefaultRoute) == 0 {
-			continue
-		}
-		if m.Routes == nil {
+		if len(d.DefaultRoute) > 0 && m.Routes == nil {
 			return fmt.Errorf("network %q: default-route is not supported by this daemon", d.Network)
 		}
-		if err := m.Routes.MoveDefaultRoute(sb.Netns, d.IfName, d.DefaultRoute[0]); err != nil {
-			return fmt.Errorf("network %q (%s): default route via %s: %w", d.Network, d.IfName, d.DefaultRoute[0], err)
+		for _, gw := range d.DefaultRoute {
+			if err := m.Routes.MoveDefaultRoute(sb.Netns, d.IfName, gw); err != nil {
+				return fmt.Errorf("network %q (%s): default route via %s: %w", d.Network, d.IfName, gw, err)
+			}
 		}
 	}
 	return nil

@@ -6,9 +6,9 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
-	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 )
@@ -105,18 +105,12 @@ func Attachments(pod Pod, containerID string, nets []Network, taken []string) ([
 
 func attachment(pod Pod, containerID string, n Network, ifname string) (Delegate, error) {
 	el := n.Element
-	conf := n.ConfList
-	if el.CNIArgs != nil && len(*el.CNIArgs) > 0 {
-		var err error
-		if conf, err = injectCNIArgs(conf, *el.CNIArgs); err != nil {
-			return Delegate{}, fmt.Errorf("network %q: cni-args: %w", n.Key, err)
-		}
+	conf, declared, err := withPluginArgs(n.ConfList, el)
+	if err != nil {
+		return Delegate{}, fmt.Errorf("network %q: %w", n.Key, err)
 	}
 	args := podArgs(pod, containerID, n.Key)
-	if len(el.IPRequest) > 0 {
-		args = append(args, [2]string{"IP", strings.Join(el.IPRequest, ",")})
-	}
-	if el.MacRequest != "" {
+	if el.MacRequest != "" && !declared["mac"] {
 		args = append(args, [2]string{"MAC", el.MacRequest})
 	}
 	return Delegate{
@@ -153,32 +147,72 @@ func capabilityArgs(el *nadv1.NetworkSelectionElement) map[string]any {
 	return caps
 }
 
-// injectCNIArgs merges args into every plugin's "args": {"cni": {...}}, where plugins read
-// per-attachment arguments from.
-func injectCNIArgs(confList []byte, args map[string]any) ([]byte, error) {
+// withPluginArgs writes the element's per-attachment arguments into each plugin's
+// "args": {"cni": {...}}, where plugins read them from the network config: its cni-args, and
+// its requested ips for every plugin that does not declare the "ips" capability (libcni hands
+// those to the plugins that declare it, as runtimeConfig; giving both would make host-local
+// ask for each address twice). ips never go into CNI_ARGS: IP= holds one address only, so a
+// dual-stack request there fails to parse, on ADD and on DEL alike. It also returns the
+// capabilities some plugin of the list declares.
+func withPluginArgs(confList []byte, el *nadv1.NetworkSelectionElement) ([]byte, map[string]bool, error) {
 	var list map[string]any
 	if err := json.Unmarshal(confList, &list); err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("conflist: %w", err)
 	}
+	declared := map[string]bool{}
+	changed := false
 	plugins, _ := list["plugins"].([]any)
 	for _, p := range plugins {
 		plugin, ok := p.(map[string]any)
 		if !ok {
 			continue
 		}
-		all, _ := plugin["args"].(map[string]any)
-		if all == nil {
-			all = map[string]any{}
+		caps := capabilitiesOf(plugin)
+		for c := range caps {
+			declared[c] = true
 		}
-		cni, _ := all["cni"].(map[string]any)
-		if cni == nil {
-			cni = map[string]any{}
+		add := map[string]any{}
+		if el.CNIArgs != nil {
+			maps.Copy(add, *el.CNIArgs)
 		}
-		for k, v := range args {
-			cni[k] = v
+		if len(el.IPRequest) > 0 && !caps["ips"] {
+			add["ips"] = el.IPRequest
 		}
-		all["cni"] = cni
-		plugin["args"] = all
+		if len(add) > 0 {
+			mergeCNIArgs(plugin, add)
+			changed = true
+		}
 	}
-	return json.Marshal(list)
+	if !changed {
+		return confList, declared, nil
+	}
+	out, err := json.Marshal(list)
+	return out, declared, err
+}
+
+// capabilitiesOf is the set of capabilities a plugin conf declares as true.
+func capabilitiesOf(plugin map[string]any) map[string]bool {
+	caps := map[string]bool{}
+	declared, _ := plugin["capabilities"].(map[string]any)
+	for k, v := range declared {
+		if on, _ := v.(bool); on {
+			caps[k] = true
+		}
+	}
+	return caps
+}
+
+// mergeCNIArgs merges args into the plugin's "args": {"cni": {...}}.
+func mergeCNIArgs(plugin map[string]any, args map[string]any) {
+	all, _ := plugin["args"].(map[string]any)
+	if all == nil {
+		all = map[string]any{}
+	}
+	cni, _ := all["cni"].(map[string]any)
+	if cni == nil {
+		cni = map[string]any{}
+	}
+	maps.Copy(cni, args)
+	all["cni"] = cni
+	plugin["args"] = all
 }

@@ -73,7 +73,7 @@ func mustNames(nets []Network) []Delegate {
 func TestRequestsBecomeArgsAndCapabilities(t *testing.T) {
 	n := nw("a", "")
 	args := map[string]any{"foo": "bar"}
-	n.Element.IPRequest = []string{"10.1.0.5/24"}
+	n.Element.IPRequest = []string{"10.1.0.5/24", "2001:db8::5/64"}
 	n.Element.MacRequest = "02:00:00:00:00:01"
 	n.Element.CNIArgs = &args
 	n.Element.GatewayRequest = []net.IP{net.ParseIP("10.1.0.1")}
@@ -83,7 +83,7 @@ func TestRequestsBecomeArgsAndCapabilities(t *testing.T) {
 	}
 	d := ds[0]
 	want := map[string]string{"K8S_POD_NAMESPACE": "ns", "K8S_POD_NAME": "web-0", "K8S_POD_UID": "uid-1",
-		"K8S_POD_INFRA_CONTAINER_ID": "cid", NetworkArg: "ns/a", "IP": "10.1.0.5/24", "MAC": "02:00:00:00:00:01",
+		"K8S_POD_INFRA_CONTAINER_ID": "cid", NetworkArg: "ns/a", "MAC": "02:00:00:00:00:01",
 		"IgnoreUnknown": "true"}
 	got := map[string]string{}
 	for _, kv := range d.Args {
@@ -92,7 +92,7 @@ func TestRequestsBecomeArgsAndCapabilities(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("CNI_ARGS %v, want %v", got, want)
 	}
-	if !reflect.DeepEqual(d.CapabilityArgs["ips"], []string{"10.1.0.5/24"}) || d.CapabilityArgs["mac"] != "02:00:00:00:00:01" {
+	if !reflect.DeepEqual(d.CapabilityArgs["ips"], n.Element.IPRequest) || d.CapabilityArgs["mac"] != "02:00:00:00:00:01" {
 		t.Errorf("capability args %v", d.CapabilityArgs)
 	}
 	var parsed struct {
@@ -106,12 +106,50 @@ func TestRequestsBecomeArgsAndCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range parsed.Plugins {
-		if p.Args.CNI["foo"] != "bar" {
-			t.Errorf("plugin %d args.cni = %v, want foo=bar", i, p.Args.CNI)
+		if p.Args.CNI["foo"] != "bar" || !reflect.DeepEqual(p.Args.CNI["ips"], []any{"10.1.0.5/24", "2001:db8::5/64"}) {
+			t.Errorf("plugin %d args.cni = %v, want foo=bar and both ips", i, p.Args.CNI)
 		}
 	}
 	if len(d.DefaultRoute) != 1 || !d.DefaultRoute[0].Equal(net.ParseIP("10.1.0.1")) {
 		t.Errorf("default route %v", d.DefaultRoute)
+	}
+}
+
+// A plugin that declares a capability gets the request as runtimeConfig from libcni only:
+// no args.cni.ips (host-local would ask for each address twice) and no CNI_ARGS MAC.
+func TestDeclaredCapabilitiesTakeRequestsAlone(t *testing.T) {
+	n := nw("a", "")
+	n.ConfList = []byte(`{"cniVersion":"1.0.0","name":"n","plugins":[` +
+		`{"type":"bridge","capabilities":{"ips":true,"mac":true}},{"type":"tuning"}]}`)
+	n.Element.IPRequest = []string{"10.1.0.5/24", "2001:db8::5/64"}
+	n.Element.MacRequest = "02:00:00:00:00:01"
+	ds, err := Attachments(pod, "cid", []Network{n}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range ds[0].Args {
+		if kv[0] == "IP" || kv[0] == "MAC" {
+			t.Errorf("CNI_ARGS %s=%s given although a plugin declares the capability", kv[0], kv[1])
+		}
+	}
+	var parsed struct {
+		Plugins []struct {
+			Args struct {
+				CNI map[string]any `json:"cni"`
+			} `json:"args"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal(ds[0].ConfList, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if parsed.Plugins[0].Args.CNI["ips"] != nil {
+		t.Errorf("bridge declares ips but got args.cni.ips %v too", parsed.Plugins[0].Args.CNI)
+	}
+	if parsed.Plugins[1].Args.CNI["ips"] == nil {
+		t.Errorf("tuning declares nothing and got no args.cni.ips")
+	}
+	if !reflect.DeepEqual(ds[0].CapabilityArgs["ips"], n.Element.IPRequest) {
+		t.Errorf("capability args %v", ds[0].CapabilityArgs)
 	}
 }
 

@@ -126,6 +126,8 @@ func TestParseRejects(t *testing.T) {
 		{"bad CIDR", `[{"name":"a","ips":["10.0.0.1/33"]}]`, 1, "ips[1]", "not an IP"},
 		{"bad default-route", `[{"name":"a","default-route":["10.0.0.x"]}]`, 1, "", "not a valid network selection element"},
 		{"empty default-route entry", `[{"name":"a","default-route":[""]}]`, 1, "default-route[1]", "empty gateway"},
+		{"two IPv4 default-route gateways", `[{"name":"a","default-route":["10.0.0.1","fd00::1","10.0.0.2"]}]`, 1,
+			"default-route[3]", "default-route[1] is a gateway of the same address family"},
 		{"null default-route entry", `[{"name":"a","default-route":[null]}]`, 1, "default-route[1]", "empty gateway"},
 		{"two default routes", `[{"name":"a","default-route":["10.0.0.1"]},{"name":"b"},{"name":"c","default-route":["10.1.0.1"]}]`,
 			3, "default-route", `element 1 ("pods/a") already sets the default route`},

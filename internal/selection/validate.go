@@ -134,11 +134,20 @@ func isIPOrCIDR(s string) bool {
 	return err == nil
 }
 
+// checkDefaultRoute allows one gateway per address family: the pod's IPv4 and IPv6 default
+// routes each go via one.
 func checkDefaultRoute(elem *nadv1.NetworkSelectionElement) *Error {
+	seen := map[bool]int{} // is IPv4 -> index
 	for i, gw := range elem.GatewayRequest {
+		field := fmt.Sprintf("default-route[%d]", i+1)
 		if gw.To16() == nil {
-			return fieldError(fmt.Sprintf("default-route[%d]", i+1), "", "empty gateway address")
+			return fieldError(field, "", "empty gateway address")
 		}
+		v4 := gw.To4() != nil
+		if first, dup := seen[v4]; dup {
+			return fieldError(field, gw.String(), fmt.Sprintf("default-route[%d] is a gateway of the same address family; give at most one IPv4 and one IPv6 gateway", first))
+		}
+		seen[v4] = i + 1
 	}
 	return nil
 }
