@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
@@ -147,7 +148,11 @@ func recordIntent(sb *checkpoint.Sandbox, d *plan.Delegate) {
 	att := checkpoint.Attachment{Network: d.Network, Default: d.Default, IfName: d.IfName,
 		ConfList: d.ConfList, Args: d.Args, CapabilityArgs: d.CapabilityArgs, State: checkpoint.Adding}
 	if len(d.DefaultRoute) > 0 {
-		att.Meta = map[string]string{"default-route": d.DefaultRoute[0].String()}
+		gws := make([]string, len(d.DefaultRoute))
+		for i, gw := range d.DefaultRoute {
+			gws[i] = gw.String()
+		}
+		att.Meta = map[string]string{"default-route": strings.Join(gws, ",")}
 	}
 	if i := sb.Find(d.IfName); i >= 0 {
 		sb.Attachments[i] = att
@@ -161,6 +166,10 @@ func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sa
 	a := &sb.Attachments[sb.Find(d.IfName)]
 	res, err := m.Delegates.Add(ctx, invocation(sb, a))
 	if err != nil {
+		var te *types.Error
+		if errors.As(err, &te) {
+			a.AddError = te
+		}
 		return err
 	}
 	raw, err := json.Marshal(res)
@@ -173,27 +182,19 @@ func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sa
 	return nil
 }
 
-// rollback DELs the delegates this ADD ran, newest first, and drops every attachment it
-// recorded intent for (those that never ran need no DEL).
+// rollback DELs the delegates this ADD ran, newest first, the failing one and the cluster
+// network included, and drops every attachment it recorded intent for but never ran (those
+// need no DEL). Nothing is left even if the runtime never calls DEL; what cannot be undone
+// now stays in the record for the next DEL, GC or sweep.
 func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, todo []*plan.Delegate, ran []string) {
-	for i := len(ran) - 1; i >= 0; i-- {
-		if err := m.detachOne(ctx, sb, ran[i]); err != nil {
-			m.Log.Error("rollback failed; the next DEL or GC retries it", "containerID", sb.ContainerID,
-				"ifname", ran[i], "err", err)
-			return
-		}
-	}
 	for _, d := range todo[len(ran):] {
 		if i := sb.Find(d.IfName); i >= 0 {
 			sb.Attachments = slices.Delete(sb.Attachments, i, i+1)
 		}
 	}
-	err := m.Store.Update(sb)
-	if len(sb.Attachments) == 0 {
-		err = m.Store.Remove(sb.ContainerID)
-	}
-	if err != nil {
-		m.Log.Error("checkpoint after rollback", "containerID", sb.ContainerID, "err", err)
+	if err := m.detachAll(ctx, sb, ran); err != nil {
+		m.Log.Error("rollback incomplete; the next DEL or GC retries it", "pod", podOf(sb).String(),
+			"containerID", sb.ContainerID, "err", err)
 	}
 }
 

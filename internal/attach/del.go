@@ -28,8 +28,8 @@ func (m *Manager) Del(ctx context.Context, in *cniapi.Request) error {
 	return nil
 }
 
-// delSandbox DELs the attachments newest first; each leaves the record only once its DEL
-// succeeded, and the record goes when the last one did. Callers hold the sandbox lock.
+// delSandbox DELs every attachment of the sandbox, newest first (detachAll). The record
+// goes when no attachment is left in it. Callers hold the sandbox lock.
 func (m *Manager) delSandbox(ctx context.Context, containerID, netns string) error {
 	sb, err := m.Store.Load(containerID)
 	if errors.Is(err, checkpoint.ErrNotFound) {
@@ -39,13 +39,15 @@ func (m *Manager) delSandbox(ctx context.Context, containerID, netns string) err
 		return err
 	}
 	sb.Netns = delNetns(netns, sb.Netns)
-	for i := len(sb.Attachments) - 1; i >= 0; i-- {
-		if err := m.detachOne(ctx, sb, sb.Attachments[i].IfName); err != nil {
-			return fmt.Errorf("pod %s/%s: %w", sb.PodNamespace, sb.PodName, err)
-		}
+	ifnames := make([]string, len(sb.Attachments))
+	for i := range sb.Attachments {
+		ifnames[i] = sb.Attachments[i].IfName
 	}
-	m.Log.Info("detached", "pod", sb.PodNamespace+"/"+sb.PodName, "containerID", containerID)
-	return m.Store.Remove(containerID)
+	if err := m.detachAll(ctx, sb, ifnames); err != nil {
+		return fmt.Errorf("pod %s: %w", podOf(sb), err)
+	}
+	m.Log.Info("detached", "pod", podOf(sb).String(), "containerID", containerID)
+	return nil
 }
 
 // delNetns is the netns path the delegates get on DEL: the runtime's, else the recorded one
@@ -62,7 +64,28 @@ func delNetns(fromRuntime, recorded string) string {
 	return ""
 }
 
-// detachOne DELs one attachment and drops it from the record.
+// detachAll DELs the attachments on ifnames in reverse order and never stops at a failure:
+// each one whose DEL succeeded (or that can be dropped, see detachOne) leaves the record,
+// the others stay in it for the next DEL, GC or sweep, and their errors are returned
+// together. The record is written once at the end, and removed when it is empty: a crash
+// before that only repeats DELs, which are idempotent.
+func (m *Manager) detachAll(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string) error {
+	var errs []error
+	for i := len(ifnames) - 1; i >= 0; i-- {
+		errs = append(errs, m.detachOne(ctx, sb, ifnames[i]))
+	}
+	if len(sb.Attachments) == 0 {
+		errs = append(errs, m.Store.Remove(sb.ContainerID))
+	} else {
+		errs = append(errs, m.Store.Update(sb))
+	}
+	return errors.Join(errs...)
+}
+
+// detachOne DELs one attachment and drops it from the record (in memory). An attachment whose
+// ADD never completed and whose DEL fails in a way no retry can change
+// (permanent) is dropped too, with a Warning Event: keeping it would fail every later DEL of
+// the sandbox and leave the pod's other networks, and its cluster address, attached for good.
 func (m *Manager) detachOne(ctx context.Context, sb *checkpoint.Sandbox, ifname string) error {
 	i := sb.Find(ifname)
 	if i < 0 {
@@ -70,13 +93,23 @@ func (m *Manager) detachOne(ctx context.Context, sb *checkpoint.Sandbox, ifname 
 	}
 	a := &sb.Attachments[i]
 	if err := m.Delegates.Del(ctx, invocation(sb, a)); err != nil {
-		return fmt.Errorf("network %q (%s): DEL: %w", a.Network, a.IfName, err)
+		err = fmt.Errorf("network %q (%s): DEL: %w", a.Network, a.IfName, err)
+		if !permanent(err, a) {
+			return err
+		}
+		m.dropped(sb, err)
 	}
 	sb.Attachments = slices.Delete(sb.Attachments, i, i+1)
-	if len(sb.Attachments) == 0 {
-		return nil // the caller removes the record
+	return nil
+}
+
+// dropped reports an attachment given up by detachOne.
+func (m *Manager) dropped(sb *checkpoint.Sandbox, err error) {
+	msg := fmt.Sprintf("%v; its ADD never completed and this error cannot change on retry, so it was dropped from the record", err)
+	m.Log.Warn("attachment dropped", "pod", podOf(sb).String(), "containerID", sb.ContainerID, "err", err)
+	if sb.PodName != "" {
+		m.Events.Warning(podRef(podOf(sb)), status.ReasonAttachmentDropped, msg)
 	}
-	return m.Store.Update(sb)
 }
 
 // Check runs the delegates' CHECK for every recorded attachment.

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/multinet/multinet/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,6 +20,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/multinet/multinet/internal/atomicfile"
 )
 
 // State is how far an attachment got.
@@ -44,6 +47,9 @@ type Attachment struct {
 	State          State             `json:"state"`
 	Result         json.RawMessage   `json:"result,omitempty"`
 	Meta           map[string]string `json:"meta,omitempty"` // e.g. the default-route gateway asked for
+	// AddError is the plugin's own error when its ADD failed: a DEL that fails with the very
+	// same error is refusing the recorded config, not meeting a passing fault.
+	AddError *types.Error `json:"addError,omitempty"`
 }
 
 // Sandbox is the record of one pod sandbox.

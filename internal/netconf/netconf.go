@@ -180,7 +180,8 @@ func checkPlugin(raw json.RawMessage) error {
 	return checkType(plugin)
 }
 
-// checkType checks the "type" of a conf or of one plugin of a list.
+// checkType checks the "type" of a conf or of one plugin of a list, and the type of its
+// "ipam" block: the plugin runs that binary by name from the same bin dir, as root.
 func checkType(obj object) error {
 	t, err := stringField(obj, "type")
 	if err != nil {
@@ -189,7 +190,28 @@ func checkType(obj object) error {
 	if t == "" {
 		return errors.New(`missing "type" (a conf needs "type", a conflist "plugins")`)
 	}
-	return ValidateType(t)
+	if err := ValidateType(t); err != nil {
+		return err
+	}
+	raw, ok := obj["ipam"]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	var ipam object
+	if err := json.Unmarshal(raw, &ipam); err != nil {
+		return errors.New(`"ipam" must be a JSON object`)
+	}
+	it, err := stringField(ipam, "type")
+	if err != nil {
+		return fmt.Errorf("ipam: %w", err)
+	}
+	if _, has := ipam["type"]; !has {
+		return nil
+	}
+	if err := ValidateType(it); err != nil {
+		return fmt.Errorf("ipam: %w", err)
+	}
+	return nil
 }
 
 // validateList checks what libcni made of the config: it, not the raw JSON,

@@ -21,6 +21,9 @@ const (
 	ReasonNetworkSetupFailed = "NetworkSetupFailed"
 	// ReasonNetworkTeardownFailed (Warning): a delegate DEL failed.
 	ReasonNetworkTeardownFailed = "NetworkTeardownFailed"
+	// ReasonAttachmentDropped (Warning): an attachment whose ADD never
+	// completed and whose DEL fails for good was dropped from the record.
+	ReasonAttachmentDropped = "AttachmentDropped"
 	// ReasonInvalidNetworkSelection (Warning): the networks annotation or a
 	// NetworkAttachmentDefinition it names is not usable.
 	ReasonInvalidNetworkSelection = "InvalidNetworkSelection"

@@ -47,9 +47,9 @@ type env struct {
 	ns string
 }
 
-func newEnv(t *testing.T, cp *testbed.ControlPlane) *env {
+func newEnv(t *testing.T, cp *testbed.ControlPlane, daemonFlags ...string) *env {
 	t.Helper()
-	n := testbed.NewNode(t, cp)
+	n := testbed.NewNode(t, cp, daemonFlags...)
 	ns := "t-" + n.ID
 	cp.CreateNamespace(t, ns)
 	return &env{Node: n, ns: ns}
@@ -77,6 +77,7 @@ func TestCore(t *testing.T) {
 		f    func(*testing.T, *testbed.ControlPlane)
 	}{
 		{"ExplicitInterfaceNamesAndJSONFields", testExplicitNames},
+		{"OtherNamespacesNADsByDefault", testOtherNamespacesByDefault},
 		{"NamespaceIsolationDenied", testNamespaceIsolation},
 		{"TraversalTypeRejected", testTraversalTypeRejected},
 		{"DelAfterNADDeleted", testDelAfterNADDeleted},
@@ -93,6 +94,12 @@ func TestCore(t *testing.T) {
 		{"GCRemovesForgottenSandboxes", testGCRemovesForgottenSandboxes},
 		{"SweepRemovesSandboxesWhoseNetnsIsGone", testSweep},
 		{"DelWithAPIServerStopped", testDelWithAPIServerStopped},
+		{"UnsupportedCNIVersionLeavesNothing", testUnsupportedCNIVersion},
+		{"ArgsThePluginCannotParseLeaveNothing", testArgsThePluginCannotParse},
+		{"IPAMTypeWithAPathRefused", testIPAMTypeWithAPathRefused},
+		{"DelegateBinaryRemovedBetweenAddAndDel", testDelegateBinaryRemoved},
+		{"DelegateFailsDelOnce", testDelegateFailsDelOnce},
+		{"DualStackIPsAndDefaultRoutes", testDualStackIPsAndDefaultRoutes},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
 	}
