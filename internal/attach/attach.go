@@ -46,10 +46,12 @@ type RouteSetter interface {
 
 // Config is what the node's operator chose.
 type Config struct {
-	ConfDir          string   // CNI conf dir: where the cluster default network is found
-	DefaultNetwork   string   // name of the default network in ConfDir, or a file path; empty: auto-detect
-	OwnConfName      string   // multinet's own conflist file name in ConfDir, skipped by auto-detection
-	GlobalNamespaces []string // namespaces whose NADs any pod may use
+	ConfDir        string // CNI conf dir: where the cluster default network is found
+	DefaultNetwork string // name of the default network in ConfDir, or a file path; empty: auto-detect
+	OwnConfName    string // multinet's own conflist file name in ConfDir, skipped by auto-detection
+	// NamespaceIsolation limits a pod to the NADs of its own namespace and of GlobalNamespaces.
+	NamespaceIsolation bool
+	GlobalNamespaces   []string // with NamespaceIsolation: namespaces whose NADs any pod may use
 }
 
 // Deps are the manager's edges.

@@ -103,13 +103,13 @@ func (m *Manager) podDefault(ctx context.Context, pod *corev1.Pod) (plan.Network
 	return m.resolveNAD(ctx, pod.Namespace, &nadv1.NetworkSelectionElement{Name: name, Namespace: ns})
 }
 
-// resolveNAD finds the NAD an element names and parses its config, enforcing namespace
-// isolation: a pod uses NADs of its own namespace and of the global namespaces only.
+// resolveNAD finds the NAD an element names and parses its config. With namespace isolation
+// on, a pod uses NADs of its own namespace and of the global namespaces only.
 func (m *Manager) resolveNAD(ctx context.Context, podNS string, el *nadv1.NetworkSelectionElement) (plan.Network, error) {
 	key := el.Namespace + "/" + el.Name
-	if el.Namespace != podNS && !slices.Contains(m.cfg.GlobalNamespaces, el.Namespace) {
+	if m.cfg.NamespaceIsolation && el.Namespace != podNS && !slices.Contains(m.cfg.GlobalNamespaces, el.Namespace) {
 		return plan.Network{}, invalidf(types.ErrInvalidNetworkConfig,
-			"network %q: namespace %q is neither the pod's namespace nor a global namespace (%s)",
+			"network %q: namespace %q is neither the pod's namespace nor a global namespace (%s); namespaceIsolation is on",
 			key, el.Namespace, strings.Join(m.cfg.GlobalNamespaces, ","))
 	}
 	nad, err := m.Pods.NAD(ctx, el.Namespace, el.Name)

@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,22 +20,25 @@ import (
 
 // Options are multinetd's settings: flags, or the same keys in a YAML/JSON config file.
 type Options struct {
-	Kubeconfig       string          `json:"kubeconfig,omitempty"`
-	NodeName         string          `json:"nodeName,omitempty"`
-	CNIConfDir       string          `json:"cniConfDir,omitempty"`
-	CNIBinDir        string          `json:"cniBinDir,omitempty"`
-	Socket           string          `json:"socket,omitempty"`
-	StateDir         string          `json:"stateDir,omitempty"`
-	GlobalNamespaces []string        `json:"globalNamespaces,omitempty"`
-	DefaultNetwork   string          `json:"defaultNetwork,omitempty"`
-	ShimSource       string          `json:"shimSource,omitempty"`
-	MetricsAddress   string          `json:"metricsAddress,omitempty"`
-	MaxParallel      int             `json:"maxParallel,omitempty"`
-	SweepInterval    metav1.Duration `json:"sweepInterval,omitempty"`
-	RequestTimeout   metav1.Duration `json:"requestTimeout,omitempty"`
-	WriteConflist    bool            `json:"writeConflist,omitempty"`
-	SyncCheckpoints  bool            `json:"syncCheckpoints,omitempty"`
-	LogLevel         string          `json:"logLevel,omitempty"`
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	NodeName   string `json:"nodeName,omitempty"`
+	CNIConfDir string `json:"cniConfDir,omitempty"`
+	CNIBinDir  string `json:"cniBinDir,omitempty"`
+	Socket     string `json:"socket,omitempty"`
+	StateDir   string `json:"stateDir,omitempty"`
+	// NamespaceIsolation (Multus' key) limits a pod to the NADs of its own namespace and of
+	// GlobalNamespaces; off, a pod may name any namespace's NAD, as the NPWG spec allows.
+	NamespaceIsolation bool            `json:"namespaceIsolation,omitempty"`
+	GlobalNamespaces   NamespaceList   `json:"globalNamespaces,omitempty"`
+	DefaultNetwork     string          `json:"defaultNetwork,omitempty"`
+	ShimSource         string          `json:"shimSource,omitempty"`
+	MetricsAddress     string          `json:"metricsAddress,omitempty"`
+	MaxParallel        int             `json:"maxParallel,omitempty"`
+	SweepInterval      metav1.Duration `json:"sweepInterval,omitempty"`
+	RequestTimeout     metav1.Duration `json:"requestTimeout,omitempty"`
+	WriteConflist      bool            `json:"writeConflist,omitempty"`
+	SyncCheckpoints    bool            `json:"syncCheckpoints,omitempty"`
+	LogLevel           string          `json:"logLevel,omitempty"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -59,7 +63,8 @@ func Parse(args []string) (Options, error) {
 	o := Defaults()
 	fs := flag.NewFlagSet("multinetd", flag.ContinueOnError)
 	config := fs.String("config", "", "YAML or JSON file with the settings below (keys: nodeName, cniConfDir, ...); command-line flags win")
-	globals := fs.String("global-namespaces", "", "comma-separated namespaces whose NetworkAttachmentDefinitions any pod may use")
+	globals := fs.String("global-namespaces", "", "with --namespace-isolation: comma-separated namespaces whose NetworkAttachmentDefinitions any pod may use")
+	fs.BoolVar(&o.NamespaceIsolation, "namespace-isolation", false, "a pod may use the NetworkAttachmentDefinitions of its own namespace and of --global-namespaces only (recommended hardening; off: any namespace, as the NPWG spec and Multus allow)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; empty: in-cluster ServiceAccount credentials")
 	fs.StringVar(&o.NodeName, "node-name", "", "this node's name (default: $NODE_NAME, else the hostname)")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "CNI conf dir: the cluster network's conf is found here and multinet's conflist written here")
@@ -92,8 +97,15 @@ func Parse(args []string) (Options, error) {
 	return o, o.complete()
 }
 
-// mergeFile applies the file's settings, then re-applies the flags set on the command line.
+// mergeFile applies the file's settings, then re-applies the flags set on the command line
+// (their values taken before the file overwrote the fields they are bound to).
 func (o *Options) mergeFile(path string, fs *flag.FlagSet) error {
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "config" {
+			given[f.Name] = f.Value.String()
+		}
+	})
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
@@ -102,11 +114,9 @@ func (o *Options) mergeFile(path string, fs *flag.FlagSet) error {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	var errs []error
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name != "config" {
-			errs = append(errs, fs.Set(f.Name, f.Value.String()))
-		}
-	})
+	for name, value := range given {
+		errs = append(errs, fs.Set(name, value))
+	}
 	return errors.Join(errs...)
 }
 
@@ -127,6 +137,25 @@ func (o *Options) complete() error {
 	if o.SweepInterval.Duration <= 0 || o.RequestTimeout.Duration <= 0 {
 		return errors.New("--sweep-interval and --request-timeout must be positive")
 	}
+	return nil
+}
+
+// NamespaceList is a list of namespaces: a YAML/JSON list, or a comma-separated string as
+// in Multus' config ("globalNamespaces": "default,net-ns").
+type NamespaceList []string
+
+// UnmarshalJSON accepts both forms.
+func (l *NamespaceList) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*l = splitList(s)
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil {
+		return errors.New("globalNamespaces: want a list of namespaces or a comma-separated string")
+	}
+	*l = list
 	return nil
 }
 

@@ -25,7 +25,7 @@ func TestRealNode(t *testing.T) {
 		run  func(*testing.T, *env)
 	}{
 		{"PodsWith0And1And3Networks", testPodsWithNetworks},
-		{"NADOfAnotherNamespaceRefusedWithEvent", testNamespaceRefusal},
+		{"NADOfAnotherNamespaceByDefault", testCrossNamespaceNAD},
 		{"DelAfterNADDeleted", testNADDeletedThenPod},
 		{"DaemonRestartWhilePodsAreCreated", testDaemonRestartDuringCreate},
 		{"UpgradeWithoutTextFileBusy", testUpgrade},

@@ -160,8 +160,30 @@ func testFailingThirdDelegateRollsBack(t *testing.T, cp *testbed.ControlPlane) {
 	e.MustDel(t, sb) // the runtime's DEL after a failed ADD succeeds
 }
 
-func testNamespaceIsolation(t *testing.T, cp *testbed.ControlPlane) {
+// testOtherNamespacesByDefault: without namespaceIsolation (the default, as in Multus), a pod
+// may use a NAD of any namespace, `ns/name`, as the NPWG spec allows.
+func testOtherNamespacesByDefault(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
+	other := "d-" + e.ID
+	cp.CreateNamespace(t, other)
+	t.Cleanup(func() { testbed.DeleteLink("mno" + e.ID) })
+	cp.CreateNAD(t, other, "shared", e.bridgeNAD("shared", "mno"+e.ID, "10.10.4.0/24"))
+	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: other + "/shared"})
+	e.MustAdd(t, sb)
+	if got, want := testbed.Links(t, sb.Netns), []string{"eth0", "net1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("interfaces %v, want %v", got, want)
+	}
+	if st := e.NetworkStatus(t, sb, 2); st[1].Name != other+"/shared" {
+		t.Errorf("network-status %+v, want net1 on %s/shared", st, other)
+	}
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testNamespaceIsolation: with namespaceIsolation on, a pod uses NADs of its own namespace and
+// of the global namespaces only.
+func testNamespaceIsolation(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp, "--namespace-isolation")
 	other := "o-" + e.ID
 	cp.CreateNamespace(t, other)
 	t.Cleanup(func() { testbed.DeleteLink("mno" + e.ID); testbed.DeleteLink("mng" + e.ID) })

@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestNamespaceSettings: Multus' keys are accepted as Multus writes them (globalNamespaces as
+// a comma-separated string) and as a list; isolation is off unless asked for.
+func TestNamespaceSettings(t *testing.T) {
+	cases := []struct {
+		name, file string
+		flags      []string
+		isolation  bool
+		globals    []string
+		wantErr    string
+	}{
+		{name: "default: off, none", file: "logLevel: info\n"},
+		{name: "multus form", file: `{"namespaceIsolation": true, "globalNamespaces": "default, net-ns"}`,
+			isolation: true, globals: []string{"default", "net-ns"}},
+		{name: "list form", file: "namespaceIsolation: true\nglobalNamespaces: [a, b]\n",
+			isolation: true, globals: []string{"a", "b"}},
+		{name: "flags win", file: "namespaceIsolation: false\nglobalNamespaces: [a]\n",
+			flags: []string{"--namespace-isolation", "--global-namespaces", "x,y"}, isolation: true, globals: []string{"x", "y"}},
+		{name: "not a list", file: "globalNamespaces: {a: b}\n", wantErr: "globalNamespaces"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "multinetd.yaml")
+			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, c.flags...))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("Parse = %v, want an error naming %q and the file", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.NamespaceIsolation != c.isolation || !reflect.DeepEqual([]string(o.GlobalNamespaces), c.globals) {
+				t.Errorf("namespaceIsolation %v globalNamespaces %q, want %v %q", o.NamespaceIsolation, o.GlobalNamespaces, c.isolation, c.globals)
+			}
+		})
+	}
+}
+
+// TestFlagsWinOverFile: a flag given on the command line keeps its value although the file
+// sets the same key (the file is read after the flags, into the same fields).
+func TestFlagsWinOverFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "multinetd.yaml")
+	if err := os.WriteFile(path, []byte("maxParallel: 3\nlogLevel: warn\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Parse([]string{"--max-parallel", "5", "--config", path, "--node-name", "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxParallel != 5 || o.LogLevel != "warn" {
+		t.Errorf("maxParallel %d logLevel %q, want 5 (flag) and warn (file)", o.MaxParallel, o.LogLevel)
+	}
+}
