@@ -30,6 +30,9 @@ type Network struct {
 	Result types.Result
 	// DeviceInfo is the device-info of the attachment, if any.
 	DeviceInfo *nadv1.DeviceInfo
+	// IPAMDNS is the DNS of the IPAM plugin's result, reported when Result has none:
+	// macvlan, ipvlan and vlan replace it with their conf's "dns", usually empty.
+	IPAMDNS types.DNS
 }
 
 // errNoResult is returned by Build for a network without a CNI result.
@@ -48,12 +51,24 @@ func Build(nets []Network) ([]nadv1.NetworkStatus, error) {
 	return out, nil
 }
 
+// wireStatus is a network status as written: without "dns" when there is nothing to say
+// (nadv1's DNS is a struct, which omitempty does not leave out).
+type wireStatus struct {
+	nadv1.NetworkStatus
+	DNS *nadv1.DNS `json:"dns,omitempty"`
+}
+
 // Marshal returns the annotation value for s: a JSON list, "[]" when empty.
 func Marshal(s []nadv1.NetworkStatus) (string, error) {
-	if s == nil {
-		s = []nadv1.NetworkStatus{}
+	out := make([]wireStatus, 0, len(s))
+	for _, st := range s {
+		w := wireStatus{NetworkStatus: st}
+		if d := st.DNS; len(d.Nameservers) > 0 || d.Domain != "" || len(d.Search) > 0 || len(d.Options) > 0 {
+			w.DNS = &d
+		}
+		out = append(out, w)
 	}
-	b, err := json.Marshal(s)
+	b, err := json.Marshal(out)
 	if err != nil {
 		return "", fmt.Errorf("marshal network status: %w", err)
 	}
@@ -103,6 +118,9 @@ func attachmentOf(n Network) (attachment, error) {
 		return attachment{}, fmt.Errorf("convert CNI result: %w", err)
 	}
 	a := attachment{ifName: n.IfName, dns: r.DNS}
+	if a.dns.IsEmpty() {
+		a.dns = n.IPAMDNS
+	}
 	idx := sandboxInterface(r.Interfaces, n.IfName)
 	if idx >= 0 {
 		iface := r.Interfaces[idx]

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -203,9 +204,45 @@ func TestBuildFromPluginOutput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
-	want := `[{"name":"cbr0","interface":"eth0","ips":["10.1.0.7"],"mac":"0a:58:0a:01:00:07","default":true,"dns":{},"gateway":["10.1.0.1"]}]`
+	want := `[{"name":"cbr0","interface":"eth0","ips":["10.1.0.7"],"mac":"0a:58:0a:01:00:07","default":true,"gateway":["10.1.0.1"]}]`
 	if s, err := Marshal(got); err != nil || s != want {
 		t.Errorf("Marshal = %s, %v\nwant %s", s, err, want)
+	}
+}
+
+// TestBuildTakesTheIPAMsDNSWhenThePluginDropsIt: macvlan replaces its IPAM's DNS with its
+// conf's (empty) "dns"; the IPAM's is reported then, and the plugin's own when it has one.
+func TestBuildTakesTheIPAMsDNSWhenThePluginDropsIt(t *testing.T) {
+	ipam := types.DNS{Nameservers: []string{"10.40.1.53"}, Domain: "dhcp.test"}
+	conf := types.DNS{Nameservers: []string{"10.40.2.53"}}
+	for _, c := range []struct {
+		name   string
+		plugin types.DNS
+		want   string
+	}{
+		{"plugin has none", types.DNS{}, `"dns":{"nameservers":["10.40.1.53"],"domain":"dhcp.test"}`},
+		{"plugin has its conf's", conf, `"dns":{"nameservers":["10.40.2.53"]}`},
+	} {
+		for version, r := range (hand{ifaces: macvlanLike.ifaces, ips: macvlanLike.ips, dns: c.plugin}).results(t) {
+			got, err := Build([]Network{{Name: "net/lan", IfName: "net1", Result: r, IPAMDNS: ipam}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Marshal(got)
+			if err != nil || !strings.Contains(s, c.want) {
+				t.Errorf("%s, CNI %s: %s, %v; want %s", c.name, version, s, err, c.want)
+			}
+		}
+	}
+}
+
+// TestMarshalLeavesOutEmptyDNS: no "dns":{} when there is nothing to say.
+func TestMarshalLeavesOutEmptyDNS(t *testing.T) {
+	for _, d := range []nadv1.DNS{{}, {Nameservers: []string{}, Search: []string{}}} {
+		got, err := Marshal([]nadv1.NetworkStatus{{Name: "net/lan", Interface: "net1", DNS: d}})
+		if want := `[{"name":"net/lan","interface":"net1"}]`; err != nil || got != want {
+			t.Errorf("DNS %+v: %s, %v; want %s", d, got, err, want)
+		}
 	}
 }
 
