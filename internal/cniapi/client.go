@@ -1,18 +1,14 @@
 package cniapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"syscall"
-	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/multinet/multinet/internal/cniapi/wire"
 )
 
 // NewRequest is the request for one CNI invocation as skel decoded it.
@@ -29,25 +25,12 @@ func Call(ctx context.Context, socket, path string, req *Request) (*Response, er
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, socket) },
-	}}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://multinetd"+path, bytes.NewReader(body))
+	reply, err := wire.Post(ctx, socket, path, body)
 	if err != nil {
-		return nil, fmt.Errorf("request to %s: %w", socket, err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("POST %s on %s: %w", path, socket, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, bytes.TrimSpace(msg))
+		return nil, err
 	}
 	var out Response
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(reply, &out); err != nil {
 		return nil, fmt.Errorf("decode reply: %w", err)
 	}
 	return &out, nil
@@ -66,24 +49,5 @@ func (r *Response) Relay(out io.Writer) error {
 }
 
 // DialWait is how long a call waits for a daemon that is not listening (restarting, being
-// upgraded) before it gives up: long enough to ride out a DaemonSet rollout, short enough
-// for the runtime's own retry to take over.
-const DialWait = 10 * time.Second
-
-// dial connects to the socket, retrying while nothing listens there yet.
-func dial(ctx context.Context, socket string) (net.Conn, error) {
-	deadline := time.Now().Add(DialWait)
-	for {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "unix", socket)
-		if err == nil || time.Now().After(deadline) ||
-			(!errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT)) {
-			return c, err
-		}
-		select {
-		case <-time.After(250 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, err
-		}
-	}
-}
+// upgraded) before it gives up.
+const DialWait = wire.DialWait

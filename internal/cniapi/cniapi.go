@@ -1,19 +1,23 @@
 // Package cniapi defines the request and response exchanged between the multinet CNI shim and
-// the multinetd daemon over the daemon's unix socket. It depends on nothing Kubernetes-related
-// so the shim stays small and starts fast.
+// the multinetd daemon over the daemon's unix socket, as Go types for the daemon and for
+// multinet-dhcp. The shim itself speaks the same protocol through package wire, which links
+// no encoding/json or net/http so that the shim starts fast; wire's tests hold the two to
+// one format.
 package cniapi
 
 import (
 	"encoding/json"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/multinet/multinet/internal/cniapi/wire"
 )
 
 // Path is the HTTP path the daemon serves CNI requests on.
-const Path = "/cni"
+const Path = wire.Path
 
 // DefaultSocket is where the daemon listens unless told otherwise.
-const DefaultSocket = "/run/multinet/multinet.sock"
+const DefaultSocket = wire.DefaultSocket
 
 // Request is one CNI invocation as the runtime made it to the shim: the CNI_* environment
 // and the network configuration read from stdin.
