@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -157,16 +158,18 @@ var errNoAnswer = errors.New("no answer")
 // maxNaks bounds how often discover starts over after a DHCPNAK.
 const maxNaks = 3
 
-// discover runs DISCOVER, OFFER, REQUEST, ACK, asking for want if set. A DHCPNAK (another
-// client took the offered address first) starts it over, as RFC 2131 asks.
+// discover runs DISCOVER, OFFER, REQUEST, ACK, asking for want in the DISCOVER if set; the
+// REQUEST asks for what was offered. A DHCPNAK (another client took the offered address
+// first) starts it over, as RFC 2131 asks.
 func (x *exchange) discover(ctx context.Context, id *identity, want net.IP) (*dhcpv4.DHCPv4, error) {
 	mods := append(id.modifiers(), dhcpv4.WithBroadcast(true))
+	ask := mods
 	if want != nil {
-		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(want)))
+		ask = append(slices.Clip(mods), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(want)))
 	}
 	start := time.Now()
 	for naks := 0; ; naks++ {
-		offer, err := x.DiscoverOffer(ctx, mods...)
+		offer, err := x.DiscoverOffer(ctx, ask...)
 		if err != nil {
 			return nil, fmt.Errorf("sent DHCPDISCOVER %d times over %s, no offer: %w", x.sent.n(dhcpv4.MessageTypeDiscover),
 				time.Since(start).Round(100*time.Millisecond), noAnswer(err))

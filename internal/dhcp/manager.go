@@ -15,6 +15,7 @@ import (
 	"github.com/multinet/multinet/internal/keylock"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ const maxRenewing = 32
 // Manager holds the leases of a node's pods.
 type Manager struct {
 	store store
+	addrs *recall // the address each pod's interface had last
 	log   *slog.Logger
 	sem   chan struct{}
 	locks keylock.Locks
@@ -74,7 +76,11 @@ func New(dir string, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{store: s, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
+	addrs, err := openRecall(filepath.Join(dir, "addresses"), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{store: s, addrs: addrs, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
 		ctx: context.Background()}, nil
 }
 
@@ -143,8 +149,9 @@ func (m *Manager) current(req *request) *Lease {
 	return nil
 }
 
-// acquire runs DISCOVER..ACK within the network's timeout, applies the MTU, keeps the lease
-// on disk and starts its keeper.
+// acquire runs DISCOVER..ACK within the network's timeout (asking for the address the pod's
+// interface had last, if it is remembered), applies the MTU, keeps the lease on disk and
+// starts its keeper.
 func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
 	id, err := identityFor(req)
 	if err != nil {
@@ -159,7 +166,8 @@ func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
 		return nil, err
 	}
 	l.HWAddr = x.hw.String()
-	ack, err := x.discover(ctx, &id, nil)
+	want := m.addrs.lookup(req, time.Now())
+	ack, err := x.discover(ctx, &id, want)
 	x.close()
 	if err != nil {
 		return nil, err
@@ -177,7 +185,7 @@ func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
 	}
 	m.keep(l, false)
 	m.log.Info("DHCP lease acquired", l.attrs("server", ack.ServerIdentifier().String(),
-		"lease", ack.IPAddressLeaseTime(0).String(), "ignored", s.Ignored)...)
+		"lease", ack.IPAddressLeaseTime(0).String(), "asked", want, "ignored", s.Ignored)...)
 	return l, nil
 }
 
@@ -197,10 +205,10 @@ func (m *Manager) Del(_ context.Context, in *cniapi.Request) error {
 	if err != nil {
 		m.log.Warn("unreadable DHCP lease forgotten", "containerID", in.ContainerID, "ifname", in.IfName, "err", err)
 	}
-	if l != nil {
-		m.release(l, in.Netns != "")
+	if l == nil {
+		return m.store.remove(in.ContainerID, in.IfName)
 	}
-	return m.store.remove(in.ContainerID, in.IfName)
+	return m.giveUp(l, in.Netns != "")
 }
 
 // forget stops the keeper of a held lease, releases it and removes it from disk; it reports
@@ -216,17 +224,33 @@ func (m *Manager) forget(k string, podAlive bool) bool {
 	h.cancel()
 	<-h.done
 	l := h.get()
-	m.release(&l, podAlive)
-	if err := m.store.remove(l.ContainerID, l.IfName); err != nil {
+	if err := m.giveUp(&l, podAlive); err != nil {
 		m.log.Error("DHCP lease file not removed", l.attrs("err", err)...)
 	}
 	m.log.Info("DHCP lease forgotten", l.attrs()...)
 	return true
 }
 
+// giveUp releases a lease that is no longer held, remembers its address for the pod's next
+// sandbox and removes its file.
+func (m *Manager) giveUp(l *Lease, podAlive bool) error {
+	m.release(l, podAlive)
+	if err := m.addrs.remember(l, time.Now()); err != nil {
+		m.log.Warn("address not remembered for the pod's next sandbox", l.attrs("err", err)...)
+	}
+	return m.store.remove(l.ContainerID, l.IfName)
+}
+
 // release sends DHCPRELEASE from the first of the lease's release links that works; if none
-// does, that is logged (the server reclaims the address at expiry).
+// does, that is logged (the server reclaims the address at expiry). An address that another
+// held lease has is not released: the pod's new sandbox, whose client identifier is the same
+// (the pod UID's), got it back from the server before the runtime deleted the old one.
 func (m *Manager) release(l *Lease, podAlive bool) {
+	if other := m.holder(l.IP()); other != nil {
+		m.log.Info("DHCPRELEASE not sent: another sandbox holds the address",
+			l.attrs("heldBy", other.ContainerID, "heldOn", other.IfName)...)
+		return
+	}
 	hw, _ := net.ParseMAC(l.HWAddr)
 	var errs []error
 	for _, lk := range l.releaseLinks(podAlive) {
@@ -296,6 +320,18 @@ func (m *Manager) Held() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.held)
+}
+
+// holder is the held lease of ip, if any.
+func (m *Manager) holder(ip net.IP) *Lease {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range m.held {
+		if l := h.get(); l.IP().Equal(ip) {
+			return &l
+		}
+	}
+	return nil
 }
 
 func (m *Manager) lookup(k string) *held {

@@ -35,6 +35,8 @@ func TestDHCP(t *testing.T) {
 		{"ServerThatLostItsLeasesGetsTheSameAddressBack", testDHCPServerLostLeases},
 		{"DelReleasesAndTwiceIsFine", testDHCPDel},
 		{"DelWithNetnsRemoved", testDHCPDelNetnsGone},
+		{"RestartedPodGetsItsAddressBackAfterDelThenAdd", testDHCPRestartedPod},
+		{"LateDelOfTheOldSandboxKeepsTheNewOnesAddress", testDHCPLateDel},
 		{"ServerDownFailsWithinTimeoutWithEvent", testDHCPServerDown},
 		{"FiftyPodsFiftyLeases", testDHCPFiftyPods},
 		{"PluginRunByAnotherRuntimeFindsTheSocketInItsConf", testDHCPStandalone},
@@ -98,7 +100,8 @@ func podMTU(t *testing.T, netns ns.NetNS, ifname string) int {
 	return mtu
 }
 
-// leaseFiles lists the daemon's lease records.
+// leaseFiles lists the daemon's lease records (not the addresses it remembers, in a
+// directory beside them).
 func (e *env) leaseFiles(t *testing.T) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(e.StateDir, "dhcp"))
@@ -107,7 +110,7 @@ func (e *env) leaseFiles(t *testing.T) []string {
 	}
 	var out []string
 	for _, en := range entries {
-		if !strings.HasPrefix(en.Name(), ".") {
+		if !strings.HasPrefix(en.Name(), ".") && !en.IsDir() {
 			out = append(out, en.Name())
 		}
 	}
@@ -318,6 +321,69 @@ func testDHCPDelNetnsGone(t *testing.T, cp *testbed.ControlPlane) {
 		t.Errorf("checkpoint records left: %v", got)
 	}
 	waitReleased(t, srv, ip) // a bridge network's lease is released on the host bridge
+}
+
+// testDHCPRestartedPod restarts a pod's sandbox in the runtime's order, DEL of the old one
+// (its lease released) before ADD of the new one, with multinetd restarted in between: the
+// new sandbox asks for the pod's last address (option 50 in its DISCOVER) and gets it.
+// Without that, dnsmasq picks an address from the new interface's MAC.
+func testDHCPRestartedPod(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := dhcptest.New(t, 9)
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
+	old := e.NewSandbox(t, e.ns, "web", map[string]string{networks: "lan"})
+	e.MustAdd(t, old)
+	ip := testbed.IPv4(t, old.Netns, "net1").String()
+	e.MustDel(t, old)
+	waitReleased(t, srv, ip)
+	e.Stop()
+	e.Start(t)
+	sb := nextSandbox(t, old)
+	e.MustAdd(t, sb)
+	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
+		t.Errorf("the pod's new sandbox has %s, the old one had %s\n%s", got, ip, e.Log())
+	}
+	e.MustDel(t, sb)
+}
+
+// testDHCPLateDel: the runtime adds a pod's new sandbox before it deletes the old one, whose
+// netns is gone by then. The server gave the new sandbox the old one's address (the client
+// identifier, from the pod UID, is the same); the late DEL must not release it.
+func testDHCPLateDel(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := dhcptest.New(t, 11)
+	e.CP.CreateNAD(t, e.ns, "lan", dhcpNAD("lan", srv.Bridge, ""))
+	old := e.NewSandbox(t, e.ns, "web", map[string]string{networks: "lan"})
+	e.MustAdd(t, old)
+	ip := testbed.IPv4(t, old.Netns, "net1").String()
+	sb := nextSandbox(t, old)
+	e.MustAdd(t, sb)
+	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
+		t.Fatalf("the new sandbox has %s, the old one %s: the server did not give the address back", got, ip)
+	}
+	removeNetns(t, old)
+	rt := e.RuntimeConf(old)
+	rt.NetNS = ""
+	if err := e.Runtime.DelNetworkList(testbed.Ctx(t), e.Conflist(t), rt); err != nil {
+		t.Fatalf("DEL of the old sandbox: %v\n%s", err, e.Log())
+	}
+	if !strings.Contains(e.Log(), "DHCPRELEASE not sent: another sandbox holds the address") {
+		t.Errorf("daemon log does not say it kept the address:\n%s", e.Log())
+	}
+	time.Sleep(time.Second) // a DHCPRELEASE would have reached the lease file by now
+	if _, ok := srv.LeaseOf(t, ip); !ok {
+		t.Errorf("the server released %s, which the new sandbox holds\n%s", ip, srv.Log())
+	}
+	if got := e.leaseFiles(t); len(got) != 1 {
+		t.Errorf("lease records %v, want the new sandbox's", got)
+	}
+	e.MustDel(t, sb)
+	waitReleased(t, srv, ip)
+}
+
+// nextSandbox is the pod's next sandbox: the same pod, a new netns and container ID.
+func nextSandbox(t *testing.T, old *testbed.Sandbox) *testbed.Sandbox {
+	return &testbed.Sandbox{Pod: old.Pod, Netns: testbed.NewNetNS(t), ID: "c" + testbed.RandomID() + testbed.RandomID()}
 }
 
 // waitReleased waits until the server no longer lists ip.
