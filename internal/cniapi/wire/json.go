@@ -41,7 +41,7 @@ func Object(data []byte, f func(key string, value []byte) error) error {
 		if err := s.value(1); err != nil {
 			return err
 		}
-		if err := f(key, data[start:s.pos]); err != nil {
+		if err := f(unquote(key), data[start:s.pos]); err != nil {
 			return err
 		}
 		s.space()
@@ -145,16 +145,16 @@ func (s *scanner) end() error {
 	return nil
 }
 
-// member reads `"key" :` and the whitespace after it.
-func (s *scanner) member() (string, error) {
+// member reads `"key" :` and the whitespace after it, and returns the key's inside, undecoded.
+func (s *scanner) member() ([]byte, error) {
 	start := s.pos
 	if err := s.str(); err != nil {
-		return "", err
+		return nil, err
 	}
-	key := unquote(s.data[start+1 : s.pos-1])
+	key := s.data[start+1 : s.pos-1]
 	s.space()
 	if !s.byte(':') {
-		return "", s.fail("want : after an object key")
+		return nil, s.fail("want : after an object key")
 	}
 	s.space()
 	return key, nil
