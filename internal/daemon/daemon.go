@@ -57,7 +57,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	// Leases are renewed from here on, whether or not the API server answers.
 	leaseCtx, stopLeases := context.WithCancel(ctx)
-	leases, err := startLeases(leaseCtx, o, log)
+	leases, err := startLeases(leaseCtx, o, m, log)
 	if err != nil {
 		stopLeases()
 		return err
@@ -92,7 +92,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 
 // startLeases reloads the DHCP leases and tells every plugin multinetd runs (and their IPAM
 // plugins, which inherit the environment) where the lease manager listens.
-func startLeases(ctx context.Context, o Options, log *slog.Logger) (*dhcp.Manager, error) {
+func startLeases(ctx context.Context, o Options, m *metrics.Metrics, log *slog.Logger) (*dhcp.Manager, error) {
 	leases, err := dhcp.New(filepath.Join(o.StateDir, "dhcp"), log)
 	if err != nil {
 		return nil, err
@@ -100,6 +100,7 @@ func startLeases(ctx context.Context, o Options, log *slog.Logger) (*dhcp.Manage
 	if err := os.Setenv(ipam.SocketEnv, o.Socket); err != nil {
 		return nil, fmt.Errorf("set %s: %w", ipam.SocketEnv, err)
 	}
+	leases.SetObserver(m)
 	leases.Start(ctx)
 	return leases, nil
 }

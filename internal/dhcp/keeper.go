@@ -22,6 +22,7 @@ func (m *Manager) keep(l *Lease, reboot bool) {
 	h := &held{lease: *l, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
 	m.held[l.key()] = h
+	m.obs.DHCPLeasesHeld(len(m.held))
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
@@ -67,12 +68,14 @@ func (m *Manager) run(ctx context.Context, h *held, reboot bool) {
 		case err != nil:
 			wait = l.retryAfter(now, l.retryFloor())
 			m.log.Warn("DHCP lease not renewed", l.attrs("phase", ph.String(), "retryIn", wait.String(), "err", err)...)
+			m.obs.DHCPRenewal(false)
 			if errors.Is(err, errLeaseLost) && !warned {
 				m.warnLost(&l, err)
 				warned = true
 			}
 			continue
 		}
+		m.obs.DHCPRenewal(true)
 		warned = false
 		l.setACK(ack, time.Now())
 		h.set(l)
@@ -145,6 +148,7 @@ func (m *Manager) warnLost(l *Lease, err error) {
 	m.mu.Lock()
 	warn := m.warn
 	m.mu.Unlock()
+	m.obs.DHCPLeaseLost()
 	if warn == nil || l.Pod.Name == "" {
 		return
 	}

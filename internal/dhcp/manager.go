@@ -39,6 +39,7 @@ type Manager struct {
 
 	mu   sync.Mutex
 	warn Warner
+	obs  Observer
 	held map[string]*held
 	ctx  context.Context // lifetime of the keepers, from Start
 	wg   sync.WaitGroup
@@ -46,6 +47,19 @@ type Manager struct {
 
 // Warner puts a Warning Event on a pod (uid may be empty).
 type Warner func(namespace, name, uid, reason, message string)
+
+// Observer counts what the lease manager does: multinetd's Prometheus metrics.
+type Observer interface {
+	DHCPLeasesHeld(n int) // after each change of the number of leases held
+	DHCPRenewal(ok bool)  // after each renewal conversation
+	DHCPLeaseLost()       // once per lease the server no longer grants
+}
+
+type noObserver struct{}
+
+func (noObserver) DHCPLeasesHeld(int) {}
+func (noObserver) DHCPRenewal(bool)   {}
+func (noObserver) DHCPLeaseLost()     {}
 
 // ReasonLeaseLost is the Event reason for a pod whose lease the server no longer grants.
 const ReasonLeaseLost = "DHCPLeaseLost"
@@ -81,7 +95,15 @@ func New(dir string, log *slog.Logger) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{store: s, addrs: addrs, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
-		ctx: context.Background()}, nil
+		obs: noObserver{}, ctx: context.Background()}, nil
+}
+
+// SetObserver sets who counts leases, renewals and losses; call it before Start.
+func (m *Manager) SetObserver(o Observer) {
+	m.mu.Lock()
+	m.obs = o
+	m.obs.DHCPLeasesHeld(len(m.held))
+	m.mu.Unlock()
 }
 
 // SetWarner sets who is told about lost leases (nil: nobody); it may be called at any time.
@@ -217,6 +239,7 @@ func (m *Manager) forget(k string, podAlive bool) bool {
 	m.mu.Lock()
 	h := m.held[k]
 	delete(m.held, k)
+	m.obs.DHCPLeasesHeld(len(m.held))
 	m.mu.Unlock()
 	if h == nil {
 		return false

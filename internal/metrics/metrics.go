@@ -19,7 +19,15 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	api      *prometheus.CounterVec
+	dhcp     dhcpMetrics
 	ready    atomic.Bool
+}
+
+// dhcpMetrics are the lease manager's instruments.
+type dhcpMetrics struct {
+	held     prometheus.Gauge
+	renewals *prometheus.CounterVec
+	lost     prometheus.Counter
 }
 
 // New registers the instruments on a fresh registry.
@@ -36,8 +44,23 @@ func New() *Metrics {
 		api: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "multinet_api_requests_total", Help: "Requests the daemon made to the Kubernetes API, by method and status code.",
 		}, []string{"method", "code"}),
+		dhcp: dhcpMetrics{
+			held: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "multinet_dhcp_leases_held", Help: "DHCP leases the lease manager holds for pod interfaces.",
+			}),
+			renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "multinet_dhcp_renewals_total",
+				Help: "DHCP lease renewals (RENEWING, REBINDING, INIT-REBOOT after a restart), by result (ok, failed).",
+			}, []string{"result"}),
+			lost: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "multinet_dhcp_leases_lost_total",
+				Help: "DHCP leases the server no longer granted (expired unanswered or refused) and did not give back.",
+			}),
+		},
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.api,
+	m.dhcp.renewals.WithLabelValues("ok")
+	m.dhcp.renewals.WithLabelValues("failed")
+	m.reg.MustRegister(m.requests, m.duration, m.api, m.dhcp.held, m.dhcp.renewals, m.dhcp.lost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -51,6 +74,21 @@ func (m *Metrics) ObserveCNI(command string, took time.Duration, err error) {
 	m.requests.WithLabelValues(command, result).Inc()
 	m.duration.WithLabelValues(command).Observe(took.Seconds())
 }
+
+// DHCPLeasesHeld sets the number of leases the lease manager holds.
+func (m *Metrics) DHCPLeasesHeld(n int) { m.dhcp.held.Set(float64(n)) }
+
+// DHCPRenewal counts one renewal conversation.
+func (m *Metrics) DHCPRenewal(ok bool) {
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	m.dhcp.renewals.WithLabelValues(result).Inc()
+}
+
+// DHCPLeaseLost counts a lease the server no longer grants (once per loss).
+func (m *Metrics) DHCPLeaseLost() { m.dhcp.lost.Inc() }
 
 // SetReady flips /readyz.
 func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }

@@ -2,10 +2,13 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -236,7 +239,8 @@ func testDHCPServerLostLeases(t *testing.T, cp *testbed.ControlPlane) {
 		t.Fatal(err)
 	}
 	srv.Start(t)
-	e.Start(t)
+	metricsAddr := freeAddr(t)
+	e.Start(t, "--metrics-address", metricsAddr)
 	waitRenewal(t, srv, ip, 0)
 	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
 		t.Errorf("net1 has %s, had %s", got, ip)
@@ -267,7 +271,52 @@ func testDHCPServerLostLeases(t *testing.T, cp *testbed.ControlPlane) {
 	}
 	evs := e.WaitEvent(t, sb.Pod, "DHCPLeaseLost")
 	t.Logf("events: %d, e.g. %q", len(evs), evs[len(evs)-1].Message)
+	m := scrapeMetrics(t, metricsAddr)
+	if m["multinet_dhcp_leases_held"] != 1 || m[`multinet_dhcp_renewals_total{result="ok"}`] < 2 ||
+		m[`multinet_dhcp_renewals_total{result="failed"}`] < 1 || m["multinet_dhcp_leases_lost_total"] < 1 {
+		t.Errorf("DHCP metrics %v: want 1 lease held, at least 2 renewals ok (INIT-REBOOT and one to a server that "+
+			"forgot it), 1 failed and 1 lease lost", m)
+	}
 	e.MustDel(t, sb)
+	if held := scrapeMetrics(t, metricsAddr)["multinet_dhcp_leases_held"]; held != 0 {
+		t.Errorf("multinet_dhcp_leases_held %v after DEL, want 0", held)
+	}
+}
+
+// freeAddr is a free local TCP address (for multinetd's /metrics).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrapeMetrics reads multinetd's multinet_dhcp_* samples, by name and labels.
+func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "multinet_dhcp_") {
+			continue
+		}
+		if out[name], err = strconv.ParseFloat(v, 64); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+	}
+	return out
 }
 
 // waitRenewal waits for the server's lease of ip to expire later than after, and returns

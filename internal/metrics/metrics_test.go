@@ -1,0 +1,50 @@
+package metrics_test
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/multinet/multinet/internal/dhcp"
+	"github.com/multinet/multinet/internal/metrics"
+)
+
+var _ dhcp.Observer = (*metrics.Metrics)(nil) // multinetd gives its metrics to the lease manager
+
+// TestDHCPMetricsOnTheEndpoint: what the lease manager counts is on /metrics, renewals by
+// result, and both results are there before the first renewal.
+func TestDHCPMetricsOnTheEndpoint(t *testing.T) {
+	m := metrics.New()
+	if body := scrape(t, m); !strings.Contains(body, `multinet_dhcp_renewals_total{result="failed"} 0`) {
+		t.Errorf("no zero of failed renewals before the first one:\n%s", body)
+	}
+	m.DHCPLeasesHeld(3)
+	m.DHCPLeasesHeld(2)
+	m.DHCPRenewal(true)
+	m.DHCPRenewal(true)
+	m.DHCPRenewal(false)
+	m.DHCPLeaseLost()
+	body := scrape(t, m)
+	for _, want := range []string{
+		"multinet_dhcp_leases_held 2\n",
+		`multinet_dhcp_renewals_total{result="ok"} 2` + "\n",
+		`multinet_dhcp_renewals_total{result="failed"} 1` + "\n",
+		"multinet_dhcp_leases_lost_total 1\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
+}
+
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, err := io.ReadAll(rec.Result().Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
