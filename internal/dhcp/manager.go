@@ -335,6 +335,18 @@ func (m *Manager) GC(_ context.Context, in *cniapi.Request) error {
 	return nil
 }
 
+// DNS is the DNS of the lease held for the interface, empty when none is held. It is the
+// IPAM result's, which macvlan, ipvlan and vlan replace with their conf's "dns" (usually
+// empty): network-status reports it when the plugin's result has none (status.Network.IPAMDNS).
+func (m *Manager) DNS(containerID, ifname string) types.DNS {
+	h := m.lookup(key(containerID, ifname))
+	if h == nil {
+		return types.DNS{}
+	}
+	l := h.get()
+	return dnsOf(l.ack)
+}
+
 // Status is ready whenever the daemon answers.
 func (m *Manager) Status(context.Context, *cniapi.Request) error { return nil }
 
