@@ -10,6 +10,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
+	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/multinet/multinet/internal/checkpoint"
@@ -40,6 +41,9 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		return nil, err
 	}
 	m.publish(req, sb)
+	if m.AfterAdd != nil && req.pod.Name != "" {
+		m.AfterAdd(req.pod.Namespace, req.pod.Name, req.annotation)
+	}
 	return defaultResult(sb, req.version)
 }
 
@@ -62,21 +66,14 @@ func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, e
 	if req.pod.UID == "" {
 		req.pod.UID = string(pod.UID)
 	}
+	req.annotation = selection.Raw(pod.Annotations)
 	def, err := m.podDefault(ctx, pod)
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 	}
-	elements, err := selection.FromAnnotations(pod.Annotations, pod.Namespace)
+	nets, err := m.networks(ctx, pod)
 	if err != nil {
-		return nil, invalidf(types.ErrInvalidNetworkConfig, "pod %s: %v", req.pod, err)
-	}
-	nets := make([]plan.Network, 0, len(elements))
-	for i := range elements {
-		n, err := m.resolveNAD(ctx, pod.Namespace, &elements[i])
-		if err != nil {
-			return nil, fmt.Errorf("pod %s: %w", req.pod, err)
-		}
-		nets = append(nets, n)
+		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 	}
 	attachments, err := plan.Attachments(req.pod, req.ContainerID, nets, []string{req.IfName})
 	if err != nil {
@@ -87,6 +84,24 @@ func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, e
 	}
 	first := plan.Default(req.pod, req.ContainerID, def, req.IfName, req.runtime)
 	return append([]plan.Delegate{first}, attachments...), nil
+}
+
+// networks resolves the secondary networks the pod's annotation asks for now: the selection
+// parsed, each NAD found and its config parsed. ADD and hot plug both read a pod through it.
+func (m *Manager) networks(ctx context.Context, pod *corev1.Pod) ([]plan.Network, error) {
+	elements, err := selection.FromAnnotations(pod.Annotations, pod.Namespace)
+	if err != nil {
+		return nil, invalidf(types.ErrInvalidNetworkConfig, "%v", err)
+	}
+	nets := make([]plan.Network, 0, len(elements))
+	for i := range elements {
+		n, err := m.resolveNAD(ctx, pod.Namespace, &elements[i])
+		if err != nil {
+			return nil, err
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 // attachAll records intent for every delegate still to run in one durable write, then runs
@@ -147,6 +162,9 @@ func pending(sb *checkpoint.Sandbox, delegates []plan.Delegate) []*plan.Delegate
 func recordIntent(sb *checkpoint.Sandbox, d *plan.Delegate) {
 	att := checkpoint.Attachment{Network: d.Network, Default: d.Default, IfName: d.IfName,
 		ConfList: d.ConfList, Args: d.Args, CapabilityArgs: d.CapabilityArgs, State: checkpoint.Adding}
+	if d.Selection != "" {
+		att.Selection = json.RawMessage(d.Selection)
+	}
 	if len(d.DefaultRoute) > 0 {
 		gws := make([]string, len(d.DefaultRoute))
 		for i, gw := range d.DefaultRoute {

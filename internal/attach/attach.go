@@ -63,6 +63,9 @@ type Deps struct {
 	Events      status.EventRecorder
 	Routes      RouteSetter
 	Log         *slog.Logger
+	// AfterAdd, when set, is told of each pod sandbox ADDed and the networks annotation value
+	// that ADD planned from, so that an edit made while it ran is applied right after.
+	AfterAdd func(namespace, name, annotation string)
 }
 
 // Manager serves the CNI verbs.

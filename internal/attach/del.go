@@ -74,12 +74,7 @@ func (m *Manager) detachAll(ctx context.Context, sb *checkpoint.Sandbox, ifnames
 	for i := len(ifnames) - 1; i >= 0; i-- {
 		errs = append(errs, m.detachOne(ctx, sb, ifnames[i]))
 	}
-	if len(sb.Attachments) == 0 {
-		errs = append(errs, m.Store.Remove(sb.ContainerID))
-	} else {
-		errs = append(errs, m.Store.Update(sb))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, m.save(sb))...)
 }
 
 // detachOne DELs one attachment and drops it from the record (in memory). An attachment whose

@@ -18,6 +18,8 @@ type request struct {
 	version string   // cniVersion of the runtime's config: results are converted to it
 	runtime map[string]any
 	gcValid []types.GCAttachment
+	// annotation is the networks annotation value ADD planned from.
+	annotation string
 }
 
 // netConf is what multinet reads of the conf the runtime hands the shim.

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -47,6 +48,9 @@ type Attachment struct {
 	State          State             `json:"state"`
 	Result         json.RawMessage   `json:"result,omitempty"`
 	Meta           map[string]string `json:"meta,omitempty"` // e.g. the default-route gateway asked for
+	// Selection is the pod's selection element this attachment was made for, as JSON: its
+	// identity when the annotation is edited later (hot plug). Empty for the default network.
+	Selection json.RawMessage `json:"selection,omitempty"`
 	// AddError is the plugin's own error when its ADD failed: a DEL that fails with the very
 	// same error is refusing the recorded config, not meeting a passing fault.
 	AddError *types.Error `json:"addError,omitempty"`
@@ -78,19 +82,67 @@ var ErrNotFound = errors.New("no checkpoint record")
 // validID matches the container IDs the runtimes hand out; anything else could escape dir.
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$`)
 
-// Store keeps records in one directory.
+// Store keeps records in one directory, and an index of them by pod UID in memory.
 type Store struct {
 	dir    string
 	noSync bool
+
+	mu    sync.Mutex
+	byPod map[string]map[string]bool // pod UID -> container IDs
+	podOf map[string]string          // container ID -> pod UID
 }
 
-// Open creates dir if needed and removes temporary files a crash may have left.
+// Open creates dir if needed, removes temporary files a crash may have left and indexes the
+// records by pod.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("checkpoint dir %s: %w", dir, err)
 	}
 	atomicfile.RemoveTemps(dir)
-	return &Store{dir: dir}, nil
+	s := &Store{dir: dir, byPod: map[string]map[string]bool{}, podOf: map[string]string{}}
+	ids, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if sb, err := s.Load(id); err == nil {
+			s.index(id, sb.PodUID)
+		}
+	}
+	return s, nil
+}
+
+// index records that id belongs to the pod uid ("" for none: id is forgotten).
+func (s *Store) index(id, uid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.podOf[id]; ok {
+		delete(s.byPod[old], id)
+		if len(s.byPod[old]) == 0 {
+			delete(s.byPod, old)
+		}
+		delete(s.podOf, id)
+	}
+	if uid == "" {
+		return
+	}
+	if s.byPod[uid] == nil {
+		s.byPod[uid] = map[string]bool{}
+	}
+	s.byPod[uid][id] = true
+	s.podOf[id] = uid
+}
+
+// ByPod returns the container IDs of the records of the pod with that UID, sorted.
+func (s *Store) ByPod(uid string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.byPod[uid]))
+	for id := range s.byPod[uid] {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // WithoutSync makes Save as fast as Update: records then survive a daemon crash but not
@@ -148,6 +200,7 @@ func (s *Store) save(sb *Sandbox, durable bool) error {
 	if err := atomicfile.Write(p, data, 0o600, durable); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	s.index(sb.ContainerID, sb.PodUID)
 	return nil
 }
 
@@ -161,6 +214,7 @@ func (s *Store) Remove(id string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove checkpoint %s: %w", p, err)
 	}
+	s.index(id, "")
 	return nil
 }
 

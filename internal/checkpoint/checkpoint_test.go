@@ -83,3 +83,39 @@ func TestOpenRemovesCrashLeftovers(t *testing.T) {
 		t.Fatalf("leftover temp file still there: %v", err)
 	}
 }
+
+// TestByPod: the index follows saves and removals, and is rebuilt from disk by Open.
+func TestByPod(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range []*Sandbox{{ContainerID: "b", PodUID: "u1"}, {ContainerID: "a", PodUID: "u1"},
+		{ContainerID: "c", PodUID: "u2"}, {ContainerID: "d"}} {
+		if err := s.Save(sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.ByPod("u1"); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("ByPod(u1) = %v, want [a b]", got)
+	}
+	if err := s.Remove("a"); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []*Store{s, reopened} {
+		if got := st.ByPod("u1"); !reflect.DeepEqual(got, []string{"b"}) {
+			t.Errorf("ByPod(u1) after removing a = %v, want [b]", got)
+		}
+		if got := st.ByPod("u2"); !reflect.DeepEqual(got, []string{"c"}) {
+			t.Errorf("ByPod(u2) = %v, want [c]", got)
+		}
+		if got := st.ByPod(""); len(got) != 0 {
+			t.Errorf("records without a pod are indexed: %v", got)
+		}
+	}
+}

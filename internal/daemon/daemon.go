@@ -24,6 +24,7 @@ import (
 	"github.com/multinet/multinet/internal/delegate"
 	"github.com/multinet/multinet/internal/dhcp"
 	"github.com/multinet/multinet/internal/dhcp/ipam"
+	"github.com/multinet/multinet/internal/hotplug"
 	"github.com/multinet/multinet/internal/install"
 	"github.com/multinet/multinet/internal/metrics"
 	"github.com/multinet/multinet/internal/podinfo"
@@ -72,13 +73,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		go serveMetrics(ctx, o.MetricsAddress, m.Handler(), log)
 	}
 	pods := podinfo.New(client, nads, o.NodeName)
-	if err := pods.Start(ctx); err != nil {
-		return err
-	}
 	events, stopEvents := status.NewEventRecorder(client, o.NodeName)
 	defer stopEvents()
 	patcher := status.NewPatcher(client, log, status.WithEvents(events))
-	go patcher.Run(ctx)
 	leases.SetWarner(podWarner(events))
 	defer leases.SetWarner(nil)
 	mgr := attach.New(attach.Config{ConfDir: o.CNIConfDir, DefaultNetwork: o.DefaultNetwork,
@@ -87,7 +84,30 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 	})
+	runHotplug, err := hotplugFor(o, pods, mgr, log)
+	if err != nil {
+		return err
+	}
+	if err := pods.Start(ctx); err != nil {
+		return err
+	}
+	go patcher.Run(ctx)
+	go runHotplug(ctx)
 	return serve(ctx, o, mgr, leases, m, log)
+}
+
+// hotplugFor builds the hot plug controller on the pod cache (before the cache starts, so its
+// periodic resync is in force) and returns what runs it; a no-op with hot plug off.
+func hotplugFor(o Options, pods *podinfo.Source, mgr *attach.Manager, log *slog.Logger) (func(context.Context), error) {
+	if !o.Hotplug {
+		return func(context.Context) {}, nil
+	}
+	ctl, err := hotplug.New(pods.PodInformer, mgr, hotplug.DefaultSettings(), nil, log)
+	if err != nil {
+		return nil, fmt.Errorf("hot plug: %w", err)
+	}
+	mgr.AfterAdd = ctl.AfterAdd
+	return ctl.Run, nil
 }
 
 // startLeases reloads the DHCP leases and tells every plugin multinetd runs (and their IPAM

@@ -39,6 +39,7 @@ type Options struct {
 	WriteConflist      bool            `json:"writeConflist,omitempty"`
 	SyncCheckpoints    bool            `json:"syncCheckpoints,omitempty"`
 	LogLevel           string          `json:"logLevel,omitempty"`
+	Hotplug            bool            `json:"hotplug"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -55,6 +56,7 @@ func Defaults() Options {
 		WriteConflist:   true,
 		SyncCheckpoints: true,
 		LogLevel:        "info",
+		Hotplug:         true,
 	}
 }
 
@@ -80,6 +82,7 @@ func Parse(args []string) (Options, error) {
 	fs.BoolVar(&o.WriteConflist, "write-conflist", o.WriteConflist, "write multinet's conflist into --cni-conf-dir once ready")
 	fs.BoolVar(&o.SyncCheckpoints, "sync-checkpoints", o.SyncCheckpoints, "fsync each ADD's intent record before calling delegates, so it survives a power loss too (false: a daemon crash only; saves one disk flush per ADD)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&o.Hotplug, "hotplug", o.Hotplug, "apply edits of a running pod's networks annotation: plug and unplug interfaces (false: interfaces change only when the pod is created)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -37,6 +37,7 @@ type Delegate struct {
 	Args           [][2]string
 	CapabilityArgs map[string]any
 	DefaultRoute   []net.IP // gateways the element asked to carry the default route
+	Selection      string   // Identity of the element, for a secondary network
 }
 
 // NetworkArg is the CNI_ARGS key that names the network to its plugins.
@@ -120,6 +121,7 @@ func attachment(pod Pod, containerID string, n Network, ifname string) (Delegate
 		Args:           args,
 		CapabilityArgs: capabilityArgs(el),
 		DefaultRoute:   el.GatewayRequest,
+		Selection:      Identity(el),
 	}, nil
 }
 

@@ -44,6 +44,15 @@ func FromAnnotations(annotations map[string]string, podNamespace string) ([]nadv
 	return nil, nil
 }
 
+// Raw is the networks annotation value FromAnnotations reads: the NPWG key's, else the
+// alias's, else "".
+func Raw(annotations map[string]string) string {
+	if v, ok := annotations[NetworksAnnotation]; ok {
+		return v
+	}
+	return annotations[AliasNetworksAnnotation]
+}
+
 // Parse parses one networks annotation value in either form:
 //
 //   - a comma-separated list of `name`, `namespace/name`, `name@ifname` or

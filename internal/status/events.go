@@ -24,6 +24,14 @@ const (
 	// ReasonAttachmentDropped (Warning): an attachment whose ADD never
 	// completed and whose DEL fails for good was dropped from the record.
 	ReasonAttachmentDropped = "AttachmentDropped"
+	// ReasonPlugged (Normal): hot plug attached an interface to a running pod.
+	ReasonPlugged = "Plugged"
+	// ReasonUnplugged (Normal): hot plug detached an interface from a running pod.
+	ReasonUnplugged = "Unplugged"
+	// ReasonPlugFailed (Warning): a hot plug's delegate ADD failed; it is retried.
+	ReasonPlugFailed = "PlugFailed"
+	// ReasonUnplugFailed (Warning): a hot unplug's delegate DEL failed; it is retried.
+	ReasonUnplugFailed = "UnplugFailed"
 	// ReasonInvalidNetworkSelection (Warning): the networks annotation or a
 	// NetworkAttachmentDefinition it names is not usable.
 	ReasonInvalidNetworkSelection = "InvalidNetworkSelection"

@@ -100,6 +100,18 @@ func TestCore(t *testing.T) {
 		{"DelegateBinaryRemovedBetweenAddAndDel", testDelegateBinaryRemoved},
 		{"DelegateFailsDelOnce", testDelegateFailsDelOnce},
 		{"DualStackIPsAndDefaultRoutes", testDualStackIPsAndDefaultRoutes},
+		{"HotplugWithoutNamesWithTraffic", testPlugWithoutNames},
+		{"HotplugWithNames", testPlugWithNames},
+		{"HotplugSameNetworkTwiceAndReorder", testSameNetworkTwiceAndReorder},
+		{"HotplugUnplugCreationTimeAndSwap", testUnplugCreationTimeAndSwap},
+		{"HotplugAttributeChangeReplugs", testAttributeChangeReplugs},
+		{"HotplugUnplugAfterNADDeleted", testUnplugAfterNADDeleted},
+		{"HotplugFailsThenNADFixed", testPlugFailsThenNADFixed},
+		{"HotplugInvalidEditChangesNothing", testInvalidEditChangesNothing},
+		{"HotplugEditDuringSandboxAdd", testEditDuringSandboxAdd},
+		{"HotplugPodDeletedRightAfterEdit", testPodDeletedRightAfterEdit},
+		{"HotplugDaemonKilledDuringPlug", testDaemonKilledDuringPlug},
+		{"HotplugTwentyPodsEditedAtOnce", testTwentyPodsEditedAtOnce},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
 	}

@@ -1,0 +1,184 @@
+package attach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containernetworking/cni/pkg/types/create"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/multinet/multinet/internal/checkpoint"
+	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/plan"
+	"github.com/multinet/multinet/internal/selection"
+	"github.com/multinet/multinet/internal/status"
+)
+
+// ErrInvalidEdit marks a networks annotation that cannot be applied as it stands (its syntax):
+// retrying changes nothing until the annotation is edited again.
+var ErrInvalidEdit = errors.New("invalid networks annotation")
+
+// Reconcile is hot plug: it brings every live sandbox of the pod in line with the pod's
+// networks annotation as it is now. The checkpoint record says what is attached; the
+// annotation, parsed and resolved by the same code as ADD, says what should be. Attachments
+// nobody asks for any more are DELed (unplugged) first, then the networks nobody attached
+// yet are ADDed (plugged), each through the ADD path with its intent record and rollback;
+// the eth0 of the cluster network is never touched. It holds the sandbox lock, so it never
+// runs beside the runtime's ADD, DEL or CHECK of the sandbox, and it leaves pods being
+// deleted alone. Calling it again with nothing changed does nothing.
+func (m *Manager) Reconcile(ctx context.Context, pod *corev1.Pod) error {
+	if pod.DeletionTimestamp != nil {
+		return nil
+	}
+	var errs []error
+	for _, id := range m.Store.ByPod(string(pod.UID)) {
+		errs = append(errs, m.reconcileSandbox(ctx, pod, id))
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) reconcileSandbox(ctx context.Context, pod *corev1.Pod, id string) error {
+	defer m.lock(id)()
+	sb, err := m.Store.Load(id)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return nil // DELed meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if !live(sb) {
+		return nil
+	}
+	req := &request{Request: &cniapi.Request{Command: "PLUG", ContainerID: id, Netns: sb.Netns}, pod: podOf(sb)}
+	nets, err := m.networks(ctx, pod)
+	if err != nil {
+		m.warn(req, status.ReasonInvalidNetworkSelection, fmt.Errorf("pod %s: %w", req.pod, err))
+		if errors.As(err, new(*selection.Error)) {
+			return fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
+		}
+		return fmt.Errorf("pod %s: %w", req.pod, err)
+	}
+	unplug, plug := plan.Match(nets, attachedOf(sb))
+	if len(unplug) == 0 && len(plug) == 0 {
+		return nil
+	}
+	err = errors.Join(m.unplug(ctx, req, sb, unplug), m.plug(ctx, req, nets, plug))
+	if sb, lerr := m.Store.Load(id); lerr == nil {
+		m.publish(req, sb)
+	}
+	return err
+}
+
+// live tells whether the sandbox is up: its cluster network attached, its netns there.
+func live(sb *checkpoint.Sandbox) bool {
+	if sb.Netns == "" {
+		return false
+	}
+	if _, err := os.Stat(sb.Netns); err != nil {
+		return false
+	}
+	for _, a := range sb.Attachments {
+		if a.Default {
+			return a.State == checkpoint.Added
+		}
+	}
+	return false
+}
+
+// attachedOf lists the sandbox's secondary attachments as plan.Match sees them.
+func attachedOf(sb *checkpoint.Sandbox) []plan.Attached {
+	var out []plan.Attached
+	for _, a := range sb.Attachments {
+		if a.Default {
+			continue
+		}
+		id := string(a.Selection)
+		if id == "" {
+			id = plan.LegacyIdentity(a.Network, a.IfName)
+		}
+		out = append(out, plan.Attached{IfName: a.IfName, Identity: id, Complete: a.State == checkpoint.Added})
+	}
+	return out
+}
+
+// unplug DELs the attachments on ifnames, newest first, each with an Unplugged or
+// UnplugFailed Event, and writes the record once.
+func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandbox, ifnames []string) error {
+	if len(ifnames) == 0 {
+		return nil
+	}
+	var errs []error
+	for i := len(ifnames) - 1; i >= 0; i-- {
+		network := sb.Attachments[sb.Find(ifnames[i])].Network
+		if err := m.detachOne(ctx, sb, ifnames[i]); err != nil {
+			err = fmt.Errorf("pod %s: unplug: %w", req.pod, err)
+			m.warn(req, status.ReasonUnplugFailed, err)
+			errs = append(errs, err)
+			continue
+		}
+		m.Log.Info("unplugged", "pod", req.pod.String(), "network", network, "ifname", ifnames[i], "containerID", sb.ContainerID)
+		m.Events.Normal(podRef(req.pod), status.ReasonUnplugged, fmt.Sprintf("Unplugged %s from %s", ifnames[i], network))
+	}
+	return errors.Join(append(errs, m.save(sb))...)
+}
+
+// plug ADDs the networks nets[idx...] on the lowest free interface names (or their own), one
+// at a time through the ADD path, each with a Plugged or PlugFailed Event: one failing
+// rolls back itself only.
+func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, idx []int) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	sb, err := m.Store.Load(req.ContainerID)
+	if err != nil {
+		return err
+	}
+	taken := make([]string, 0, len(sb.Attachments))
+	for _, a := range sb.Attachments {
+		taken = append(taken, a.IfName)
+	}
+	picked := make([]plan.Network, len(idx))
+	for i, j := range idx {
+		picked[i] = nets[j]
+	}
+	delegates, err := plan.Attachments(req.pod, req.ContainerID, picked, taken)
+	if err != nil {
+		err = fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
+		m.warn(req, status.ReasonInvalidNetworkSelection, err)
+		return err
+	}
+	var errs []error
+	for _, d := range delegates {
+		sb, err := m.attachAll(ctx, req, []plan.Delegate{d})
+		if err != nil {
+			m.warn(req, status.ReasonPlugFailed, err)
+			errs = append(errs, err)
+			continue
+		}
+		m.Events.Normal(podRef(req.pod), status.ReasonPlugged, plugMessage(sb, d))
+	}
+	return errors.Join(errs...)
+}
+
+// plugMessage says what a plug attached: "Add net2 [10.1.0.5/24] from ns/blue".
+func plugMessage(sb *checkpoint.Sandbox, d plan.Delegate) string {
+	a := sb.Attachments[sb.Find(d.IfName)]
+	res, err := create.CreateFromBytes(a.Result)
+	if err == nil {
+		msg, err := status.AddedInterfaceMessage(status.Network{Name: a.Network, IfName: a.IfName, Result: res})
+		if err == nil {
+			return msg
+		}
+	}
+	return fmt.Sprintf("Add %s from %s", a.IfName, a.Network)
+}
+
+// save writes the record, or removes it once no attachment is left.
+func (m *Manager) save(sb *checkpoint.Sandbox) error {
+	if len(sb.Attachments) == 0 {
+		return m.Store.Remove(sb.ContainerID)
+	}
+	return m.Store.Update(sb)
+}

@@ -1,0 +1,386 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+
+	"github.com/multinet/multinet/internal/testbed"
+)
+
+// annotate sets the pod's networks annotation, as `kubectl annotate --overwrite` does.
+func (e *env) annotate(t *testing.T, sb *testbed.Sandbox, value string) {
+	t.Helper()
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{networks: value}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.CP.Client.CoreV1().Pods(sb.Pod.Namespace).Patch(testbed.Ctx(t), sb.Pod.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitLinks waits until the pod's interfaces are want (sorted names).
+func (e *env) waitLinks(t *testing.T, sb *testbed.Sandbox, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = testbed.Links(t, sb.Netns); reflect.DeepEqual(got, want) {
+			return
+		}
+	}
+	t.Fatalf("pod %s interfaces %v, want %v\n%s", sb.Pod.Name, got, want, e.Log())
+}
+
+// statusOf waits until the pod's network-status lists exactly want (network per interface).
+func (e *env) statusOf(t *testing.T, sb *testbed.Sandbox, want map[string]string) {
+	t.Helper()
+	var got map[string]string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		pod, err := e.CP.Client.CoreV1().Pods(sb.Pod.Namespace).Get(testbed.Ctx(t), sb.Pod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st []nadv1.NetworkStatus
+		_ = json.Unmarshal([]byte(pod.Annotations[nadv1.NetworkStatusAnnot]), &st)
+		got = map[string]string{}
+		for _, s := range st {
+			got[s.Interface] = s.Name
+		}
+		if reflect.DeepEqual(got, want) {
+			return
+		}
+	}
+	t.Fatalf("pod %s network-status %v, want %v", sb.Pod.Name, got, want)
+}
+
+// events counts the pod's Events of each reason.
+func (e *env) events(t *testing.T, sb *testbed.Sandbox) map[string]int {
+	t.Helper()
+	sel := fields.Set{"involvedObject.name": sb.Pod.Name, "involvedObject.uid": string(sb.Pod.UID)}.AsSelector().String()
+	evs, err := e.CP.Client.CoreV1().Events(sb.Pod.Namespace).List(testbed.Ctx(t), metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, ev := range evs.Items {
+		n[ev.Reason] += int(ev.Count)
+	}
+	return n
+}
+
+// hotplugged starts a pod on annotation and attaches it.
+func (e *env) hotplugged(t *testing.T, name, annotation string) *testbed.Sandbox {
+	t.Helper()
+	sb := e.NewSandbox(t, e.ns, name, map[string]string{networks: annotation})
+	e.MustAdd(t, sb)
+	return sb
+}
+
+// testPlugWithoutNames: "blue" becomes "blue,green": net2 appears on green, traffic flows over
+// it, network-status and a Plugged Event say so; then "blue" again unplugs it.
+func testPlugWithoutNames(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	a, b := e.hotplugged(t, "a", "blue"), e.hotplugged(t, "b", "blue")
+	e.annotate(t, a, "blue,green")
+	e.annotate(t, b, "blue,green")
+	e.waitLinks(t, a, "eth0", "net1", "net2")
+	e.waitLinks(t, b, "eth0", "net1", "net2")
+	e.statusOf(t, a, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue", "net2": e.ns + "/green"})
+	if err := testbed.Ping(t, a.Netns, testbed.IPv4(t, b.Netns, "net2")); err != nil {
+		t.Fatalf("ping over the hot-plugged net2: %v", err)
+	}
+	for _, ev := range e.WaitEvent(t, a.Pod, "Plugged") {
+		if ev.Reason == "Plugged" && (!strings.Contains(ev.Message, "net2") || !strings.Contains(ev.Message, "/green") || !strings.Contains(ev.Message, "10.10.2.")) {
+			t.Errorf("Plugged Event %q does not name the interface, network and address", ev.Message)
+		}
+	}
+	e.annotate(t, a, "blue")
+	e.waitLinks(t, a, "eth0", "net1")
+	e.statusOf(t, a, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue"})
+	e.WaitEvent(t, a.Pod, "Unplugged")
+	e.MustDel(t, a)
+	e.MustDel(t, b)
+	e.assertClean(t)
+}
+
+// testPlugWithNames: JSON elements with interface names are plugged on those names.
+func testPlugWithNames(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "")
+	e.annotate(t, sb, `[{"name":"blue","interface":"blue0"},{"name":"red","interface":"red0","mac":"02:aa:bb:cc:dd:01"}]`)
+	e.waitLinks(t, sb, "eth0", "blue0", "red0")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "blue0": e.ns + "/blue", "red0": e.ns + "/red"})
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testSameNetworkTwiceAndReorder: the same network listed twice is two interfaces; reordering
+// changes nothing (no Event); removing one of two identical elements removes one interface.
+func testSameNetworkTwiceAndReorder(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "green,blue")
+	e.annotate(t, sb, "green,blue,blue")
+	e.waitLinks(t, sb, "eth0", "net1", "net2", "net3")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/green", "net2": e.ns + "/blue", "net3": e.ns + "/blue"})
+	e.WaitEvent(t, sb.Pod, "Plugged")
+	before := e.events(t, sb)
+	e.annotate(t, sb, "blue,green,blue")
+	time.Sleep(time.Second) // a reconcile that would change something acts within milliseconds
+	if after := e.events(t, sb); after["Plugged"] != before["Plugged"] || after["Unplugged"] != before["Unplugged"] {
+		t.Errorf("reordering caused Events: before %v, after %v", before, after)
+	}
+	e.waitLinks(t, sb, "eth0", "net1", "net2", "net3")
+	e.annotate(t, sb, "green,blue")
+	e.waitLinks(t, sb, "eth0", "net1", "net2")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/green", "net2": e.ns + "/blue"})
+	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 3 {
+		t.Errorf("%d addresses allocated, want 3 (cluster, green, one blue)", n)
+	}
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testUnplugCreationTimeAndSwap: a pod created with the short form loses a creation-time
+// interface, then swaps a network for another in one edit (unplug before plug: the name is
+// reused).
+func testUnplugCreationTimeAndSwap(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "blue,green")
+	e.annotate(t, sb, "green")
+	e.waitLinks(t, sb, "eth0", "net2")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net2": e.ns + "/green"})
+	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 2 {
+		t.Errorf("%d addresses allocated after unplugging blue, want 2", n)
+	}
+	e.annotate(t, sb, "red")
+	e.waitLinks(t, sb, "eth0", "net1")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/red"})
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testAttributeChangeReplugs: asking for an address on an attached network re-plugs it.
+func testAttributeChangeReplugs(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "blue")
+	e.annotate(t, sb, `[{"name":"blue","ips":["10.10.1.77/24"]}]`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && testbed.IPv4(t, sb.Netns, "net1").String() != "10.10.1.77" {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ip := testbed.IPv4(t, sb.Netns, "net1"); ip.String() != "10.10.1.77" {
+		t.Fatalf("net1 has %s after the edit, want 10.10.1.77\n%s", ip, e.Log())
+	}
+	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 2 {
+		t.Errorf("%d addresses allocated, want 2: the old blue address freed", n)
+	}
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testUnplugAfterNADDeleted: the NAD goes, then the network is removed from the annotation:
+// the unplug works from the config kept in the checkpoint.
+func testUnplugAfterNADDeleted(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "blue,green")
+	if err := cp.NADClient.K8sCniCncfIoV1().NetworkAttachmentDefinitions(e.ns).Delete(testbed.Ctx(t), "green", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.annotate(t, sb, "blue")
+	e.waitLinks(t, sb, "eth0", "net1")
+	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 2 {
+		t.Errorf("%d addresses allocated, want 2", n)
+	}
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testPlugFailsThenNADFixed: a plug whose delegate fails is rolled back with a PlugFailed
+// Event carrying the plugin's text, and retried: once the NAD is fixed, it succeeds.
+func testPlugFailsThenNADFixed(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	t.Cleanup(func() { testbed.DeleteLink("mnx" + e.ID) })
+	good := e.bridgeNAD("fixme", "mnx"+e.ID, "10.10.9.0/24")
+	broken := `{"cniVersion":"1.0.0","name":"fixme","plugins":[` + good + `,{"type":"tuning","sysctl":{"net.ipv4.conf.IFNAME.no_such_knob":"1"}}]}`
+	cp.CreateNAD(t, e.ns, "fixme", broken)
+	sb := e.hotplugged(t, "p", "blue")
+	e.annotate(t, sb, "blue,fixme")
+	for _, ev := range e.WaitEvent(t, sb.Pod, "PlugFailed") {
+		if ev.Reason == "PlugFailed" && (ev.Type != "Warning" || !strings.Contains(ev.Message, "no_such_knob") || !strings.Contains(ev.Message, "/fixme")) {
+			t.Errorf("PlugFailed %s %q lacks the network or the plugin's text", ev.Type, ev.Message)
+		}
+	}
+	if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, []string{"eth0", "net1"}) {
+		t.Errorf("interfaces after the failed plug %v, want it rolled back", got)
+	}
+	nad, err := cp.NADClient.K8sCniCncfIoV1().NetworkAttachmentDefinitions(e.ns).Get(testbed.Ctx(t), "fixme", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nad.Spec.Config = good
+	if _, err := cp.NADClient.K8sCniCncfIoV1().NetworkAttachmentDefinitions(e.ns).Update(testbed.Ctx(t), nad, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLinks(t, sb, "eth0", "net1", "net2")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue", "net2": e.ns + "/fixme"})
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testInvalidEditChangesNothing: a malformed annotation or an unknown NAD changes nothing and
+// gets an InvalidNetworkSelection Event; fixing the annotation converges.
+func testInvalidEditChangesNothing(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "blue")
+	for _, bad := range []string{`[{"name":"green"`, "blue,no-such-nad"} {
+		e.annotate(t, sb, bad)
+		e.WaitEvent(t, sb.Pod, "InvalidNetworkSelection")
+		if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, []string{"eth0", "net1"}) {
+			t.Errorf("interfaces after the edit %q: %v, want no change", bad, got)
+		}
+	}
+	e.annotate(t, sb, "green")
+	e.waitLinks(t, sb, "eth0", "net1")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/green"})
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// slowNetwork creates a NAD whose plugin (a bridge on mn<br><node ID>) ADDs only after the
+// test touches the release file; the plugin touches the started file when it runs.
+func (e *env) slowNetwork(t *testing.T, name, br, subnet string) (started, release string) {
+	t.Helper()
+	started, release = filepath.Join(e.Dir, name+"-started"), filepath.Join(e.Dir, name+"-release")
+	script := fmt.Sprintf(`#!/bin/sh
+if [ "$CNI_COMMAND" = ADD ]; then
+  touch %[1]s
+  while [ ! -e %[2]s ]; do sleep 0.05; done
+fi
+exec %[3]s
+`, started, release, filepath.Join(e.BinDir, "bridge"))
+	if err := os.WriteFile(filepath.Join(e.BinDir, "slow-"+name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testbed.DeleteLink("mn" + br + e.ID) })
+	conf := strings.Replace(e.bridgeNAD(name, "mn"+br+e.ID, subnet), `"type":"bridge"`, `"type":"slow-`+name+`"`, 1)
+	e.CP.CreateNAD(t, e.ns, name, conf)
+	return started, release
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testEditDuringSandboxAdd: the annotation is edited while the runtime's ADD runs; the edit is
+// applied right after it.
+func testEditDuringSandboxAdd(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	started, release := e.slowNetwork(t, "slow", "q", "10.10.11.0/24")
+	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "slow"})
+	errc := make(chan error, 1)
+	go func() { _, err := e.Add(t, sb); errc <- err }()
+	waitFile(t, started)
+	e.annotate(t, sb, "slow,blue")
+	time.Sleep(200 * time.Millisecond) // let the informer see the edit while the ADD still runs
+	touch(t, release)
+	if err := <-errc; err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	e.waitLinks(t, sb, "eth0", "net1", "net2")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/slow", "net2": e.ns + "/blue"})
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// testPodDeletedRightAfterEdit: the runtime's DEL right after an edit takes every attachment,
+// the hot-plugged ones included: nothing is left.
+func testPodDeletedRightAfterEdit(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "blue")
+	e.annotate(t, sb, "blue,green,red")
+	e.MustDel(t, sb)
+	if err := cp.Client.CoreV1().Pods(e.ns).Delete(testbed.Ctx(t), "p", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a late reconcile must find nothing to plug
+	e.assertClean(t)
+	if got := testbed.Links(t, sb.Netns); len(got) != 0 {
+		t.Errorf("interfaces left after DEL: %v", got)
+	}
+}
+
+// testDaemonKilledDuringPlug: multinetd dies while a plug's delegate runs; after the restart the
+// pod converges to its annotation with no duplicate interface, and DEL leaves nothing.
+func testDaemonKilledDuringPlug(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	started, release := e.slowNetwork(t, "slowplug", "r", "10.10.12.0/24")
+	sb := e.hotplugged(t, "p", "blue")
+	e.annotate(t, sb, "blue,slowplug")
+	waitFile(t, started)
+	e.KillGroup9()
+	touch(t, release)
+	e.Start(t)
+	e.waitLinks(t, sb, "eth0", "net1", "net2")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue", "net2": e.ns + "/slowplug"})
+	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 3 {
+		t.Errorf("%d addresses allocated, want 3 (no duplicate from the interrupted plug)", n)
+	}
+	e.MustDel(t, sb)
+	e.assertClean(t)
+	if n := testbed.VethsOn(t, "mnr"+e.ID); n != 0 {
+		t.Errorf("%d veths left on the plugged network's bridge", n)
+	}
+}
+
+// testTwentyPodsEditedAtOnce: 20 pods edited at once all converge.
+func testTwentyPodsEditedAtOnce(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	pods := make([]*testbed.Sandbox, 20)
+	for i := range pods {
+		pods[i] = e.hotplugged(t, fmt.Sprintf("p%d", i), "blue")
+	}
+	var wg sync.WaitGroup
+	for _, sb := range pods {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.annotate(t, sb, "blue,green") }()
+	}
+	wg.Wait()
+	for _, sb := range pods {
+		e.waitLinks(t, sb, "eth0", "net1", "net2")
+		e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue", "net2": e.ns + "/green"})
+	}
+	for _, sb := range pods {
+		e.MustDel(t, sb)
+	}
+	e.assertClean(t)
+}
