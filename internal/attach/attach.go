@@ -66,6 +66,8 @@ type Deps struct {
 	// AfterAdd, when set, is told of each pod sandbox ADDed and the networks annotation value
 	// that ADD planned from, so that an edit made while it ran is applied right after.
 	AfterAdd func(namespace, name, annotation string)
+	// ObserveHotplug, when set, is told how each plug ("plug") and unplug ("unplug") went.
+	ObserveHotplug func(operation string, err error)
 }
 
 // Manager serves the CNI verbs.

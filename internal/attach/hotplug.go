@@ -112,7 +112,9 @@ func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandb
 	var errs []error
 	for i := len(ifnames) - 1; i >= 0; i-- {
 		network := sb.Attachments[sb.Find(ifnames[i])].Network
-		if err := m.detachOne(ctx, sb, ifnames[i]); err != nil {
+		err := m.detachOne(ctx, sb, ifnames[i])
+		m.observe("unplug", err)
+		if err != nil {
 			err = fmt.Errorf("pod %s: unplug: %w", req.pod, err)
 			m.warn(req, status.ReasonUnplugFailed, err)
 			errs = append(errs, err)
@@ -152,6 +154,7 @@ func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, i
 	var errs []error
 	for _, d := range delegates {
 		sb, err := m.attachAll(ctx, req, []plan.Delegate{d})
+		m.observe("plug", err)
 		if err != nil {
 			m.warn(req, status.ReasonPlugFailed, err)
 			errs = append(errs, err)
@@ -160,6 +163,12 @@ func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, i
 		m.Events.Normal(podRef(req.pod), status.ReasonPlugged, plugMessage(sb, d))
 	}
 	return errors.Join(errs...)
+}
+
+func (m *Manager) observe(operation string, err error) {
+	if m.ObserveHotplug != nil {
+		m.ObserveHotplug(operation, err)
+	}
 }
 
 // plugMessage says what a plug attached: "Add net2 [10.1.0.5/24] from ns/blue".

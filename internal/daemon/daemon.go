@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 	})
-	runHotplug, err := hotplugFor(o, pods, mgr, log)
+	runHotplug, err := hotplugFor(o, pods, mgr, m, log)
 	if err != nil {
 		return err
 	}
@@ -98,15 +98,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 
 // hotplugFor builds the hot plug controller on the pod cache (before the cache starts, so its
 // periodic resync is in force) and returns what runs it; a no-op with hot plug off.
-func hotplugFor(o Options, pods *podinfo.Source, mgr *attach.Manager, log *slog.Logger) (func(context.Context), error) {
+func hotplugFor(o Options, pods *podinfo.Source, mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) (func(context.Context), error) {
 	if !o.Hotplug {
 		return func(context.Context) {}, nil
 	}
-	ctl, err := hotplug.New(pods.PodInformer, mgr, hotplug.DefaultSettings(), nil, log)
+	ctl, err := hotplug.New(pods.PodInformer, mgr, hotplug.DefaultSettings(), m.ObserveReconcile, log)
 	if err != nil {
 		return nil, fmt.Errorf("hot plug: %w", err)
 	}
-	mgr.AfterAdd = ctl.AfterAdd
+	mgr.AfterAdd, mgr.ObserveHotplug = ctl.AfterAdd, m.ObserveHotplug
 	return ctl.Run, nil
 }
 

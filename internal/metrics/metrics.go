@@ -20,7 +20,14 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	api      *prometheus.CounterVec
 	dhcp     dhcpMetrics
+	hotplug  hotplugMetrics
 	ready    atomic.Bool
+}
+
+// hotplugMetrics are hot plug's instruments.
+type hotplugMetrics struct {
+	operations *prometheus.CounterVec
+	reconciles *prometheus.HistogramVec
 }
 
 // dhcpMetrics are the lease manager's instruments.
@@ -58,21 +65,46 @@ func New() *Metrics {
 			}),
 		},
 	}
+	m.hotplug = hotplugMetrics{
+		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "multinet_hotplug_operations_total",
+			Help: "Interfaces plugged into or unplugged from running pods, by operation (plug, unplug) and result (success, error).",
+		}, []string{"operation", "result"}),
+		reconciles: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "multinet_hotplug_reconcile_duration_seconds",
+			Help:    "Time to reconcile one pod's networks annotation with its interfaces, by result (success, error).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"result"}),
+	}
 	m.dhcp.renewals.WithLabelValues("ok")
 	m.dhcp.renewals.WithLabelValues("failed")
 	m.reg.MustRegister(m.requests, m.duration, m.api, m.dhcp.held, m.dhcp.renewals, m.dhcp.lost,
+		m.hotplug.operations, m.hotplug.reconciles,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // ObserveCNI records one served request.
 func (m *Metrics) ObserveCNI(command string, took time.Duration, err error) {
-	result := "success"
-	if err != nil {
-		result = "error"
-	}
-	m.requests.WithLabelValues(command, result).Inc()
+	m.requests.WithLabelValues(command, result(err)).Inc()
 	m.duration.WithLabelValues(command).Observe(took.Seconds())
+}
+
+// ObserveHotplug records one plug or unplug ("plug", "unplug").
+func (m *Metrics) ObserveHotplug(operation string, err error) {
+	m.hotplug.operations.WithLabelValues(operation, result(err)).Inc()
+}
+
+// ObserveReconcile records one hot plug reconcile of a pod.
+func (m *Metrics) ObserveReconcile(took time.Duration, err error) {
+	m.hotplug.reconciles.WithLabelValues(result(err)).Observe(took.Seconds())
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "success"
 }
 
 // DHCPLeasesHeld sets the number of leases the lease manager holds.

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/multinet/multinet/internal/dhcp"
 	"github.com/multinet/multinet/internal/metrics"
@@ -47,4 +48,24 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 		t.Fatal(err)
 	}
 	return string(body)
+}
+
+// TestHotplugMetricsOnTheEndpoint: plugs and unplugs by result, and reconcile latency.
+func TestHotplugMetricsOnTheEndpoint(t *testing.T) {
+	m := metrics.New()
+	m.ObserveHotplug("plug", nil)
+	m.ObserveHotplug("plug", io.EOF)
+	m.ObserveHotplug("unplug", nil)
+	m.ObserveReconcile(3*time.Millisecond, nil)
+	body := scrape(t, m)
+	for _, want := range []string{
+		`multinet_hotplug_operations_total{operation="plug",result="success"} 1` + "\n",
+		`multinet_hotplug_operations_total{operation="plug",result="error"} 1` + "\n",
+		`multinet_hotplug_operations_total{operation="unplug",result="success"} 1` + "\n",
+		`multinet_hotplug_reconcile_duration_seconds_bucket{result="success",le="0.004"} 1` + "\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
 }
