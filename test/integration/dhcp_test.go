@@ -18,8 +18,10 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/multinet/multinet/internal/dhcp/dhcptest"
+	"github.com/multinet/multinet/internal/status"
 	"github.com/multinet/multinet/internal/testbed"
 )
 
@@ -391,6 +393,14 @@ func testDHCPRestartedPod(t *testing.T, cp *testbed.ControlPlane) {
 	e.MustAdd(t, sb)
 	if got := testbed.IPv4(t, sb.Netns, "net1").String(); got != ip {
 		t.Errorf("the pod's new sandbox has %s, the old one had %s\n%s", got, ip, e.Log())
+	}
+	e.NetworkStatus(t, sb, 2)
+	pod, err := cp.Client.CoreV1().Pods(e.ns).Get(testbed.Ctx(t), sb.Pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ann := pod.Annotations[status.Annotation]; strings.Contains(ann, `"dns":{}`) {
+		t.Errorf("network-status says \"dns\":{} for networks without DNS: %s", ann)
 	}
 	e.MustDel(t, sb)
 }
