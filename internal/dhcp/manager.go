@@ -266,10 +266,10 @@ func (m *Manager) giveUp(l *Lease, podAlive bool) error {
 
 // release sends DHCPRELEASE from the first of the lease's release links that works; if none
 // does, that is logged (the server reclaims the address at expiry). An address that another
-// held lease has is not released: the pod's new sandbox, whose client identifier is the same
-// (the pod UID's), got it back from the server before the runtime deleted the old one.
+// held lease has from the same server is not released: the pod's new sandbox, whose client
+// identifier is the same (the pod UID's), got it back before the runtime deleted the old one.
 func (m *Manager) release(l *Lease, podAlive bool) {
-	if other := m.holder(l.IP()); other != nil {
+	if other := m.holder(l); other != nil {
 		m.log.Info("DHCPRELEASE not sent: another sandbox holds the address",
 			l.attrs("heldBy", other.ContainerID, "heldOn", other.IfName)...)
 		return
@@ -357,13 +357,13 @@ func (m *Manager) Held() int {
 	return len(m.held)
 }
 
-// holder is the held lease of ip, if any.
-func (m *Manager) holder(ip net.IP) *Lease {
+// holder is the held lease of l's address from l's server, if any (l itself is not held).
+func (m *Manager) holder(l *Lease) *Lease {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, h := range m.held {
-		if l := h.get(); l.IP().Equal(ip) {
-			return &l
+		if o := h.get(); o.IP().Equal(l.IP()) && o.ack.ServerIdentifier().Equal(l.ack.ServerIdentifier()) {
+			return &o
 		}
 	}
 	return nil
