@@ -64,7 +64,12 @@ func (m *Manager) reconcileSandbox(ctx context.Context, pod *corev1.Pod, id stri
 	if len(unplug) == 0 && len(plug) == 0 {
 		return nil
 	}
-	err = errors.Join(m.unplug(ctx, req, sb, unplug), m.plug(ctx, req, nets, plug))
+	// Plugs wait for every unplug to succeed: a name may be moving, and an unplug that failed
+	// must be retried, not hidden behind a plug refused for a name still in use.
+	err = m.unplug(ctx, req, sb, unplug)
+	if err == nil {
+		err = m.plug(ctx, req, nets, plug)
+	}
 	if sb, lerr := m.Store.Load(id); lerr == nil {
 		m.publish(req, sb)
 	}
