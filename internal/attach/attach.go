@@ -66,6 +66,9 @@ type Deps struct {
 	// AfterAdd, when set, is told of each pod sandbox ADDed and the networks annotation value
 	// that ADD planned from, so that an edit made while it ran is applied right after.
 	AfterAdd func(namespace, name, annotation string)
+	// IPAMDNS, when set, gives the DNS an IPAM holds for an interface (the DHCP lease
+	// manager's), for network-status when the interface plugin dropped its IPAM's.
+	IPAMDNS func(containerID, ifname string) types.DNS
 	// ObserveHotplug, when set, is told how each plug ("plug") and unplug ("unplug") went.
 	ObserveHotplug func(operation string, err error)
 }

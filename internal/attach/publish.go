@@ -3,6 +3,7 @@ package attach
 import (
 	"fmt"
 
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
 
 	"github.com/multinet/multinet/internal/checkpoint"
@@ -46,7 +47,7 @@ func (m *Manager) publish(req *request, sb *checkpoint.Sandbox) {
 	if req.pod.Name == "" {
 		return
 	}
-	value, err := networkStatus(sb)
+	value, err := networkStatus(sb, m.IPAMDNS)
 	if err != nil {
 		m.warn(req, status.ReasonNetworkStatusFailed, err)
 		return
@@ -55,7 +56,9 @@ func (m *Manager) publish(req *request, sb *checkpoint.Sandbox) {
 }
 
 // networkStatus renders the annotation from the recorded results, in attachment order.
-func networkStatus(sb *checkpoint.Sandbox) (string, error) {
+// ipamDNS, when set, gives the DNS an IPAM holds for an interface (the DHCP lease's): shown
+// when the interface plugin's result dropped it (macvlan, ipvlan, vlan).
+func networkStatus(sb *checkpoint.Sandbox, ipamDNS func(containerID, ifname string) types.DNS) (string, error) {
 	moved := false
 	for _, a := range sb.Attachments {
 		moved = moved || a.Meta["default-route"] != ""
@@ -70,7 +73,11 @@ func networkStatus(sb *checkpoint.Sandbox) (string, error) {
 			return "", fmt.Errorf("network %q result: %w", a.Network, err)
 		}
 		def := a.Meta["default-route"] != "" || (a.Default && !moved)
-		nets = append(nets, status.Network{Name: a.Network, IfName: a.IfName, Default: def, Result: res})
+		n := status.Network{Name: a.Network, IfName: a.IfName, Default: def, Result: res}
+		if ipamDNS != nil {
+			n.IPAMDNS = ipamDNS(sb.ContainerID, a.IfName)
+		}
+		nets = append(nets, n)
 	}
 	list, err := status.Build(nets)
 	if err != nil {

@@ -42,6 +42,7 @@ func TestDHCP(t *testing.T) {
 		{"DelWithNetnsRemoved", testDHCPDelNetnsGone},
 		{"RestartedPodGetsItsAddressBackAfterDelThenAdd", testDHCPRestartedPod},
 		{"LateDelOfTheOldSandboxKeepsTheNewOnesAddress", testDHCPLateDel},
+		{"MacvlanStatusHasTheLeasesDNS", testDHCPMacvlanDNS},
 		{"ServerDownFailsWithinTimeoutWithEvent", testDHCPServerDown},
 		{"FiftyPodsFiftyLeases", testDHCPFiftyPods},
 		{"PluginRunByAnotherRuntimeFindsTheSocketInItsConf", testDHCPStandalone},
@@ -553,4 +554,19 @@ func testDHCPStandalone(t *testing.T, cp *testbed.ControlPlane) {
 		t.Fatalf("DEL: %v", err)
 	}
 	waitReleased(t, srv, ip)
+}
+
+func testDHCPMacvlanDNS(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	srv := dhcptest.New(t, 12, "--dhcp-option=6,10.40.12.53", "--dhcp-option=15,dhcp.test")
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"mv","type":"macvlan","master":%q,"mode":"bridge",
+		"ipam":{"type":"multinet-dhcp"}}`, srv.Bridge)
+	e.CP.CreateNAD(t, e.ns, "mv", conf)
+	sb := e.NewSandbox(t, e.ns, "mvdns", map[string]string{networks: "mv"})
+	e.MustAdd(t, sb)
+	st := e.NetworkStatus(t, sb, 2)[1]
+	if !slices.Equal(st.DNS.Nameservers, []string{"10.40.12.53"}) || st.DNS.Domain != "dhcp.test" {
+		t.Errorf("network-status %+v: want the lease's DNS", st)
+	}
+	e.MustDel(t, sb)
 }
