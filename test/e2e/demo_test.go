@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,7 +15,7 @@ import (
 )
 
 // demoSuccess is the demo's last line when everything worked.
-const demoSuccess = "DEMO OK: multinet ran as a DaemonSet on a real node; 3 pods got eth0 + 2 secondary networks and talked over each"
+const demoSuccess = "DEMO OK: multinet ran as a DaemonSet on a real node; 3 pods got eth0 + 2 secondary networks, talked over each, and had one unplugged and plugged back while running"
 
 // TestRealNodeDemo is `make demo`: a real one-node cluster, multinet installed from deploy/,
 // NADs and a Deployment of three annotated pods applied with kubectl, each pod's interfaces
@@ -25,24 +26,24 @@ func TestRealNodeDemo(t *testing.T) {
 	say := func(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
 	show := func(out string) { fmt.Println(strings.TrimRight(out, "\n")) }
 
-	say("1/6 Starting a real node: etcd, kube-apiserver (RBAC), controller-manager, scheduler, containerd, kubelet")
+	say("1/8 Starting a real node: etcd, kube-apiserver (RBAC), controller-manager, scheduler, containerd, kubelet")
 	c := testbed.StartCluster(t)
 	show(c.RunKubectl(t, "get", "nodes", "-o", "wide"))
 
-	say("2/6 Installing multinet: kubectl apply -k (deploy/ + the test bed overlay)")
+	say("2/8 Installing multinet: kubectl apply -k (deploy/ + the test bed overlay)")
 	c.DeployMultinet(t, overlay)
 	show(c.RunKubectl(t, "-n", testbed.MultinetNamespace, "get", "daemonset,pods"))
 
-	say("3/6 Creating two secondary networks: kubectl apply -f test/e2e/demo/networks.yaml")
+	say("3/8 Creating two secondary networks: kubectl apply -f test/e2e/demo/networks.yaml")
 	show(c.RunKubectl(t, "apply", "-f", "demo/networks.yaml"))
 	show(c.RunKubectl(t, "-n", "demo", "get", "network-attachment-definitions"))
 
-	say("4/6 Starting a Deployment of 3 pods asking for both: kubectl apply -f test/e2e/demo/deployment.yaml")
+	say("4/8 Starting a Deployment of 3 pods asking for both: kubectl apply -f test/e2e/demo/deployment.yaml")
 	show(c.RunKubectl(t, "apply", "-f", "demo/deployment.yaml"))
 	c.RunKubectl(t, "-n", "demo", "rollout", "status", "deployment/web", "--timeout=3m")
 	show(c.RunKubectl(t, "-n", "demo", "get", "pods", "-o", "wide"))
 
-	say("5/6 Each pod's interfaces (kubectl exec ... ip addr) and network-status")
+	say("5/8 Each pod's interfaces (kubectl exec ... ip addr) and network-status")
 	pods := demoPods(t, c)
 	for _, p := range pods {
 		fmt.Printf("\n--- pod %s\n", p.name)
@@ -50,7 +51,7 @@ func TestRealNodeDemo(t *testing.T) {
 		fmt.Printf("network-status: %s\n", p.status)
 	}
 
-	say("6/6 Ping between pods over each secondary network (net1: storage, net2: backend)")
+	say("6/8 Ping between pods over each secondary network (net1: storage, net2: backend)")
 	from := pods[0]
 	for _, to := range pods[1:] {
 		for _, ifname := range []string{"net1", "net2"} {
@@ -63,6 +64,19 @@ func TestRealNodeDemo(t *testing.T) {
 	}
 	fmt.Println("and no route out: a ping to an address outside the test networks fails, as it must")
 
+	say("7/8 Hot unplug: kubectl annotate pods -l app=web --overwrite k8s.v1.cni.cncf.io/networks=storage")
+	c.RunKubectl(t, "-n", "demo", "annotate", "pods", "-l", "app=web", "--overwrite", "k8s.v1.cni.cncf.io/networks=storage")
+	showInterfaces(t, c, from.name, "net2", false)
+
+	say("8/8 Hot plug: the same with storage,backend: net2 comes back, no restart")
+	c.RunKubectl(t, "-n", "demo", "annotate", "pods", "-l", "app=web", "--overwrite", "k8s.v1.cni.cncf.io/networks=storage,backend")
+	showInterfaces(t, c, from.name, "net2", true)
+	for _, line := range strings.Split(c.PodEvents(t, "demo", from.name), "\n") {
+		if strings.Contains(line, "Plugged") || strings.Contains(line, "Unplugged") {
+			fmt.Println("event:", strings.Join(strings.Fields(line), " "))
+		}
+	}
+
 	say("Cleaning up: kubectl delete the Deployment, then the node is torn down and the host restored")
 	show(c.RunKubectl(t, "delete", "-f", "demo/deployment.yaml", "--wait=true"))
 	t.Cleanup(func() {
@@ -70,6 +84,20 @@ func TestRealNodeDemo(t *testing.T) {
 			fmt.Printf("\n%s\n\n", demoSuccess)
 		}
 	})
+}
+
+// showInterfaces waits until the pod has ifname (or has not), then prints its addresses.
+func showInterfaces(t *testing.T, c *testbed.Cluster, pod, ifname string, present bool) {
+	t.Helper()
+	var out string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out = c.MustExec(t, "demo", pod, "ip", "-4", "-o", "addr", "show")
+		if strings.Contains(out, " "+ifname+" ") == present {
+			fmt.Printf("--- pod %s\n%s\n", pod, strings.TrimRight(out, "\n"))
+			return
+		}
+	}
+	t.Fatalf("pod %s: %s present=%v never reached:\n%s", pod, ifname, present, out)
 }
 
 // demoPod is one pod of the demo with its secondary addresses.

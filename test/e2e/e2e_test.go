@@ -26,6 +26,7 @@ func TestRealNode(t *testing.T) {
 	}{
 		{"PodsWith0And1And3Networks", testPodsWithNetworks},
 		{"NADOfAnotherNamespaceByDefault", testCrossNamespaceNAD},
+		{"HotplugOnDeploymentPods", testHotplugDeployment},
 		{"DelAfterNADDeleted", testNADDeletedThenPod},
 		{"DaemonRestartWhilePodsAreCreated", testDaemonRestartDuringCreate},
 		{"UpgradeWithoutTextFileBusy", testUpgrade},
