@@ -111,6 +111,7 @@ func TestCore(t *testing.T) {
 		{"HotplugEditDuringSandboxAdd", testEditDuringSandboxAdd},
 		{"HotplugPodDeletedRightAfterEdit", testPodDeletedRightAfterEdit},
 		{"HotplugDaemonKilledDuringPlug", testDaemonKilledDuringPlug},
+		{"HotplugDaemonKilledDuringUnplug", testDaemonKilledDuringUnplug},
 		{"HotplugTwentyPodsEditedAtOnce", testTwentyPodsEditedAtOnce},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })

@@ -124,6 +124,9 @@ func testPlugWithoutNames(t *testing.T, cp *testbed.ControlPlane) {
 	if err := testbed.Ping(t, a.Netns, testbed.IPv4(t, b.Netns, "net2")); err != nil {
 		t.Fatalf("ping over the hot-plugged net2: %v", err)
 	}
+	if err := e.Check(t, a); err != nil {
+		t.Errorf("CHECK of a pod with a hot-plugged interface: %v", err)
+	}
 	for _, ev := range e.WaitEvent(t, a.Pod, "Plugged") {
 		if ev.Reason == "Plugged" && (!strings.Contains(ev.Message, "net2") || !strings.Contains(ev.Message, "/green") || !strings.Contains(ev.Message, "10.10.2.")) {
 			t.Errorf("Plugged Event %q does not name the interface, network and address", ev.Message)
@@ -288,18 +291,18 @@ func testInvalidEditChangesNothing(t *testing.T, cp *testbed.ControlPlane) {
 	e.assertClean(t)
 }
 
-// slowNetwork creates a NAD whose plugin (a bridge on mn<br><node ID>) ADDs only after the
-// test touches the release file; the plugin touches the started file when it runs.
-func (e *env) slowNetwork(t *testing.T, name, br, subnet string) (started, release string) {
+// slowNetwork creates a NAD whose plugin (a bridge on mn<br><node ID>) runs verb (ADD or DEL)
+// only after the test touches the release file; it touches the started file when it waits.
+func (e *env) slowNetwork(t *testing.T, name, br, subnet, verb string) (started, release string) {
 	t.Helper()
 	started, release = filepath.Join(e.Dir, name+"-started"), filepath.Join(e.Dir, name+"-release")
 	script := fmt.Sprintf(`#!/bin/sh
-if [ "$CNI_COMMAND" = ADD ]; then
+if [ "$CNI_COMMAND" = %[4]s ]; then
   touch %[1]s
   while [ ! -e %[2]s ]; do sleep 0.05; done
 fi
 exec %[3]s
-`, started, release, filepath.Join(e.BinDir, "bridge"))
+`, started, release, filepath.Join(e.BinDir, "bridge"), verb)
 	if err := os.WriteFile(filepath.Join(e.BinDir, "slow-"+name), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +324,7 @@ func touch(t *testing.T, path string) {
 func testEditDuringSandboxAdd(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	e.threeNetworks(t)
-	started, release := e.slowNetwork(t, "slow", "q", "10.10.11.0/24")
+	started, release := e.slowNetwork(t, "slow", "q", "10.10.11.0/24", "ADD")
 	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "slow"})
 	errc := make(chan error, 1)
 	go func() { _, err := e.Add(t, sb); errc <- err }()
@@ -361,7 +364,7 @@ func testPodDeletedRightAfterEdit(t *testing.T, cp *testbed.ControlPlane) {
 func testDaemonKilledDuringPlug(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	e.threeNetworks(t)
-	started, release := e.slowNetwork(t, "slowplug", "r", "10.10.12.0/24")
+	started, release := e.slowNetwork(t, "slowplug", "r", "10.10.12.0/24", "ADD")
 	sb := e.hotplugged(t, "p", "blue")
 	e.annotate(t, sb, "blue,slowplug")
 	waitFile(t, started)
@@ -378,6 +381,27 @@ func testDaemonKilledDuringPlug(t *testing.T, cp *testbed.ControlPlane) {
 	if n := testbed.VethsOn(t, "mnr"+e.ID); n != 0 {
 		t.Errorf("%d veths left on the plugged network's bridge", n)
 	}
+}
+
+// testDaemonKilledDuringUnplug: multinetd dies while an unplug's DEL runs; after the restart
+// the unplug is done again (DEL is idempotent): the interface and its address are gone.
+func testDaemonKilledDuringUnplug(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	started, release := e.slowNetwork(t, "slowdel", "u", "10.10.13.0/24", "DEL")
+	sb := e.hotplugged(t, "p", "blue,slowdel")
+	e.annotate(t, sb, "blue")
+	waitFile(t, started)
+	e.KillGroup9()
+	touch(t, release)
+	e.Start(t)
+	e.waitLinks(t, sb, "eth0", "net1")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue"})
+	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 2 {
+		t.Errorf("%d addresses allocated, want 2 (cluster, blue): slowdel's freed", n)
+	}
+	e.MustDel(t, sb)
+	e.assertClean(t)
 }
 
 // testTwentyPodsEditedAtOnce: 20 pods edited at once all converge.
