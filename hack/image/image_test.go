@@ -53,7 +53,7 @@ func binDir(t *testing.T, bin string, mtime time.Time, names ...string) string {
 // the image holds the binaries where the DaemonSet expects them, sorted, owned by root.
 func TestMultinetImageIsReproducible(t *testing.T) {
 	bin := staticBinary(t)
-	names := []string{"multinetd", "multinet", "multinet-routes", "multinet-dhcp"}
+	names := []string{"multinetd", "multinet", "multinet-routes", "multinet-webhook", "multinet-dhcp"}
 	first := filepath.Join(t.TempDir(), "a.tar")
 	second := filepath.Join(t.TempDir(), "b.tar")
 	if err := run([]string{"multinet", "-bin", binDir(t, bin, time.Now(), names...), "-o", first}); err != nil {
@@ -70,7 +70,7 @@ func TestMultinetImageIsReproducible(t *testing.T) {
 	}
 	files := layerFiles(t, first)
 	want := []string{"usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/multinet",
-		"usr/local/bin/multinet-dhcp", "usr/local/bin/multinet-routes", "usr/local/bin/multinetd"}
+		"usr/local/bin/multinet-dhcp", "usr/local/bin/multinet-routes", "usr/local/bin/multinet-webhook", "usr/local/bin/multinetd"}
 	if !slices.Equal(files, want) {
 		t.Errorf("layer files %q, want %q", files, want)
 	}
@@ -82,7 +82,7 @@ func TestMultinetImageIsReproducible(t *testing.T) {
 func TestMultinetImageWithoutDHCP(t *testing.T) {
 	bin := staticBinary(t)
 	out := filepath.Join(t.TempDir(), "m.tar")
-	dir := binDir(t, bin, time.Now(), "multinetd", "multinet", "multinet-routes")
+	dir := binDir(t, bin, time.Now(), "multinetd", "multinet", "multinet-routes", "multinet-webhook")
 	if err := run([]string{"multinet", "-bin", dir, "-o", out}); err != nil {
 		t.Fatal(err)
 	}
