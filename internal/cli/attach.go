@@ -86,7 +86,7 @@ func (o *attachOptions) run(ctx context.Context, w io.Writer, podName, netArg st
 	done := func(v *PodNetworks) bool { return index < len(v.match) && v.match[index] >= 0 }
 	v, err := o.wait(ctx, c, pod, before, done, status.ReasonPlugFailed, status.ReasonInvalidNetworkSelection)
 	if err != nil {
-		return o.failed(w, pod, want.item(), err)
+		return o.failed(w, pod, "attach "+want.item(), err)
 	}
 	s := v.status[v.match[index]]
 	fmt.Fprintf(w, "pod %s/%s: attached %s (%s)\n", pod.Namespace, pod.Name, s.Interface, s.Name)

@@ -188,12 +188,12 @@ func newestEvent(events []corev1.Event) *corev1.Event {
 // summary is one line on a pod that has not converged, e.g.
 // `t/web: Failed: PlugFailed: pod t/web: network "t/x": bridge ADD: ...`.
 func (p *PodNetworks) summary() string {
-	switch {
-	case p.State == StateInvalid:
+	switch p.State {
+	case StateInvalid:
 		return fmt.Sprintf("%s/%s: %s: %s", p.Namespace, p.Name, p.State, p.Error)
-	case p.State == StateFailed:
+	case StateFailed:
 		return fmt.Sprintf("%s/%s: %s: %s: %s", p.Namespace, p.Name, p.State, p.Warning.Reason, p.Warning.Message)
-	case p.State == StatePending:
+	case StatePending:
 		return fmt.Sprintf("%s/%s: %s: network-status does not yet match the networks annotation", p.Namespace, p.Name, p.State)
 	}
 	return ""

@@ -1,0 +1,258 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/multinet/multinet/internal/cli"
+	"github.com/multinet/multinet/internal/selection"
+	"github.com/multinet/multinet/internal/testbed"
+)
+
+// kubectl runs `kubectl multinet` in-process against the test control plane.
+type kubectl struct {
+	t          *testing.T
+	kubeconfig string
+	namespace  string
+}
+
+// run returns stdout and stderr together, and the exit code.
+func (k *kubectl) run(args ...string) (string, int) {
+	k.t.Helper()
+	var out bytes.Buffer
+	args = append([]string{"--kubeconfig", k.kubeconfig, "-n", k.namespace}, args...)
+	code := cli.Run(testbed.Ctx(k.t), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+	k.t.Logf("kubectl multinet %s -> %d\n%s", strings.Join(args[4:], " "), code, out.String())
+	return out.String(), code
+}
+
+// want runs args and fails unless the exit code is code and the output holds each of has.
+func (k *kubectl) want(code int, has []string, args ...string) string {
+	k.t.Helper()
+	out, got := k.run(args...)
+	if got != code {
+		k.t.Errorf("kubectl multinet %s: exit %d, want %d", strings.Join(args, " "), got, code)
+	}
+	for _, s := range has {
+		if !strings.Contains(out, s) {
+			k.t.Errorf("kubectl multinet %s: output lacks %q", strings.Join(args, " "), s)
+		}
+	}
+	return out
+}
+
+// world is the test's node, namespace and client.
+type world struct {
+	*testbed.Node
+	ns string
+	k  *kubectl
+}
+
+func bridgeNAD(name, bridge, ipamDir, ranges string) string {
+	return fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"bridge","bridge":%q,"ipMasq":false,"isGateway":false,
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[%s]]}}`, name, bridge, ipamDir, ranges)
+}
+
+// networks creates blue and green (bridges), tiny (a bridge with one address), fixme
+// (a chain whose tuning step fails ADD) and broken (no plugin type).
+func (w *world) networks(t *testing.T) {
+	for _, br := range []string{"mkb", "mkg", "mkt", "mkf"} {
+		t.Cleanup(func() { testbed.DeleteLink(br + w.ID) })
+	}
+	w.CP.CreateNAD(t, w.ns, "blue", bridgeNAD("blue", "mkb"+w.ID, w.IPAMDir, `{"subnet":"10.10.1.0/24"}`))
+	w.CP.CreateNAD(t, w.ns, "green", bridgeNAD("green", "mkg"+w.ID, w.IPAMDir, `{"subnet":"10.10.2.0/24"}`))
+	w.CP.CreateNAD(t, w.ns, "tiny", bridgeNAD("tiny", "mkt"+w.ID, w.IPAMDir,
+		`{"subnet":"10.10.7.0/24","rangeStart":"10.10.7.10","rangeEnd":"10.10.7.10"}`))
+	fixme := bridgeNAD("fixme", "mkf"+w.ID, w.IPAMDir, `{"subnet":"10.10.9.0/24"}`)
+	w.CP.CreateNAD(t, w.ns, "fixme", `{"cniVersion":"1.0.0","name":"fixme","plugins":[`+fixme+
+		`,{"type":"tuning","sysctl":{"net.ipv4.conf.IFNAME.no_such_knob":"1"}}]}`)
+	w.CP.CreateNAD(t, w.ns, "broken", `{"cniVersion":"1.0.0","name":"broken","bridge":"x"}`)
+}
+
+// daemonPod creates a stand-in for the node's multinetd pod (the test bed has no kubelet to
+// run one); setReady sets its Ready condition, which diagnose reads.
+func (w *world) daemonPod(t *testing.T) func(ready bool) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "multinet-x1", Namespace: cli.DaemonNamespace, Labels: map[string]string{"app.kubernetes.io/name": "multinet"}},
+		Spec:       corev1.PodSpec{NodeName: testbed.NodeName, Containers: []corev1.Container{{Name: "multinetd", Image: "multinetd"}}},
+	}
+	pods := w.CP.Client.CoreV1().Pods(cli.DaemonNamespace)
+	pod, err := pods.Create(testbed.Ctx(t), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(ready bool) {
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, Reason: "ContainersNotReady",
+			LastTransitionTime: metav1.Now()}}
+		if pod, err = pods.UpdateStatus(testbed.Ctx(t), pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// running creates a pod on the node and runs its sandbox's CNI ADD.
+func (w *world) running(t *testing.T, name, annotation string) *testbed.Sandbox {
+	sb := w.NewSandbox(t, w.ns, name, map[string]string{selection.NetworksAnnotation: annotation})
+	w.MustAdd(t, sb)
+	t.Cleanup(func() { _ = w.Del(t, sb) })
+	return sb
+}
+
+// annotation is the pod's networks annotation as stored.
+func (w *world) annotation(t *testing.T, sb *testbed.Sandbox) string {
+	pod, err := w.CP.Client.CoreV1().Pods(w.ns).Get(testbed.Ctx(t), sb.Pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod.Annotations[selection.NetworksAnnotation]
+}
+
+// wantPod checks the annotation and the interfaces in the pod's netns.
+func (w *world) wantPod(t *testing.T, sb *testbed.Sandbox, annotation string, links ...string) {
+	t.Helper()
+	if got := w.annotation(t, sb); got != annotation {
+		t.Errorf("pod %s annotation %q, want %q", sb.Pod.Name, got, annotation)
+	}
+	if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, links) {
+		t.Errorf("pod %s interfaces %v, want %v", sb.Pod.Name, got, links)
+	}
+}
+
+// isolation turns namespace isolation on in multinetd's ConfigMap, which diagnose reads (the
+// test node's multinetd runs with flags and keeps it off), and creates a NAD in namespace other.
+func isolation(t *testing.T, cp *testbed.ControlPlane) {
+	cp.CreateNamespace(t, "other")
+	cp.CreateNAD(t, "other", "blue", `{"cniVersion":"1.0.0","name":"blue","type":"bridge"}`)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: cli.ConfigMapName, Namespace: cli.DaemonNamespace},
+		Data: map[string]string{cli.ConfigMapKey: "namespaceIsolation: true\nglobalNamespaces: shared\n"}}
+	if _, err := cp.Client.CoreV1().ConfigMaps(cli.DaemonNamespace).Create(testbed.Ctx(t), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKubectlMultinet runs each subcommand and each diagnose cause against a real
+// apiserver and a simulated node whose multinetd plugs and unplugs for real.
+func TestKubectlMultinet(t *testing.T) {
+	testbed.RequireRoot(t)
+	cp := testbed.StartControlPlane(t)
+	w := &world{Node: testbed.NewNode(t, cp)}
+	w.ns = "t-" + w.ID
+	w.k = &kubectl{t: t, kubeconfig: cp.Kubeconfig, namespace: w.ns}
+	cp.CreateNamespace(t, w.ns)
+	cp.CreateNamespace(t, cli.DaemonNamespace)
+	w.networks(t)
+	setReady := w.daemonPod(t)
+	setReady(true)
+	k := w.k
+
+	healthy := w.running(t, "healthy", "blue")
+	t.Run("StatusAndDiagnoseHealthy", func(t *testing.T) {
+		k.t = t
+		w.NetworkStatus(t, healthy, 2) // written after ADD returns
+		k.want(0, []string{"healthy", "net1", w.ns + "/blue", "10.10.1.", "attached"}, "status", "healthy")
+		out := k.want(0, []string{"Healthy: pod " + w.ns + "/healthy", "multinetd pod multinet/multinet-x1 Running and Ready"}, "diagnose", "healthy")
+		if !strings.HasPrefix(out, "Healthy:") {
+			t.Errorf("diagnose of a healthy pod does not start with its verdict:\n%s", out)
+		}
+		var st []cli.PodNetworks
+		out, _ = k.run("status", "healthy", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 1 || st[0].State != cli.StateConverged || len(st[0].Interfaces) != 2 {
+			t.Errorf("status -o json: %v %+v", err, st)
+		}
+	})
+
+	t.Run("DiagnoseCauses", func(t *testing.T) {
+		k.t = t
+		isolation(t, cp)
+		for _, c := range []struct{ pod, annotation, kind, line string }{
+			{"badsyntax", `[{"name":`, cli.CauseAnnotationSyntax, "the networks annotation does not parse"},
+			{"missing", "blue,nope", cli.CauseNADNotFound, "NetworkAttachmentDefinition " + w.ns + "/nope not found"},
+			{"broken", "broken", cli.CauseNADConfigInvalid, "spec.config does not parse"},
+			{"isolated", "other/blue", cli.CauseNADNotAllowed, `namespace "other" is neither the pod's namespace nor a global namespace`},
+		} {
+			cp.CreatePod(t, w.ns, c.pod, testbed.NodeName, map[string]string{selection.NetworksAnnotation: c.annotation})
+			out := k.want(1, []string{"Kind:  " + c.kind, "Fix:"}, "diagnose", c.pod)
+			if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, "Cause: ") || !strings.Contains(first, c.line) {
+				t.Errorf("diagnose %s: first line %q, want the cause %q", c.pod, first, c.line)
+			}
+		}
+	})
+
+	hp := w.running(t, "hp", "blue")
+	t.Run("AttachDetachShortAndJSON", func(t *testing.T) {
+		k.t = t
+		k.want(0, []string{"attached net2 (" + w.ns + "/green)", "10.10.2."}, "attach", "hp", "green")
+		w.wantPod(t, hp, "blue,green", "eth0", "net1", "net2")
+		k.want(0, []string{"detached net2 (" + w.ns + "/green)"}, "detach", "hp", "green")
+		w.wantPod(t, hp, "blue", "eth0", "net1")
+		k.want(0, []string{"attached g0", "10.10.2.50"}, "attach", "hp", "green@g0", "--ips", "10.10.2.50/24")
+		w.wantPod(t, hp, `[{"name":"blue"},{"name":"green","interface":"g0","ips":["10.10.2.50/24"]}]`, "eth0", "g0", "net1")
+		if ip := testbed.IPv4(t, hp.Netns, "g0").String(); ip != "10.10.2.50" {
+			t.Errorf("g0 has %s, want the requested 10.10.2.50", ip)
+		}
+		k.want(0, []string{"detached g0"}, "detach", "hp", "g0")
+		w.wantPod(t, hp, `[{"name":"blue"}]`, "eth0", "net1")
+	})
+
+	t.Run("PlugFailed", func(t *testing.T) {
+		k.t = t
+		k.want(1, []string{"attach fixme failed: PlugFailed", "no_such_knob"}, "attach", "hp", "fixme", "--timeout", "20s")
+		k.want(1, []string{"plug-failed", "Failed: PlugFailed"}, "status", "hp")
+		k.want(1, []string{"Kind:  " + cli.CausePlugFailed, "no_such_knob"}, "diagnose", "hp")
+		k.want(0, nil, "detach", "hp", "fixme")
+		w.wantPod(t, hp, `[{"name":"blue"}]`, "eth0", "net1")
+	})
+
+	t.Run("IPPoolExhausted", func(t *testing.T) {
+		k.t = t
+		k.want(0, []string{"attached net2 (" + w.ns + "/tiny)", "10.10.7.10"}, "attach", "hp", "tiny")
+		w.running(t, "second", "")
+		k.want(1, []string{"no IP addresses available"}, "attach", "second", "tiny", "--timeout", "20s")
+		k.want(1, []string{"Kind:  " + cli.CauseIPPoolExhausted, "no IP addresses available"}, "diagnose", "second")
+	})
+
+	t.Run("Networks", func(t *testing.T) {
+		k.t = t
+		out := k.want(0, []string{"NAME", "TYPE", "MASTER", "IPAM", "SUBNET", "PODS", "fixme", "network " + w.ns + "/broken: "}, "networks")
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) == 6 && f[0] == "blue" && (f[1] != "bridge" || f[2] != "mkb"+w.ID || f[3] != "host-local" || f[4] != "10.10.1.0/24" || f[5] != "3") {
+				t.Errorf("networks: blue row %q, want bridge mkb%s host-local 10.10.1.0/24 and 3 pods (healthy, missing, hp)", line, w.ID)
+			}
+		}
+		k.want(0, []string{"bridge,tuning"}, "networks", "-o", "wide")
+	})
+
+	t.Run("StatusAllNamespaces", func(t *testing.T) {
+		k.t = t
+		k.want(1, []string{"NAMESPACE", w.ns + "/badsyntax: Invalid", "net2", w.ns + "/tiny", "Failed: PlugFailed"}, "status", "-A", "-o", "wide")
+	})
+
+	t.Run("MultinetdNotReady", func(t *testing.T) {
+		k.t = t
+		setReady(false)
+		k.want(1, []string{"Kind:  " + cli.CauseDaemonNotReady, "multinetd pod multinet/multinet-x1 is not ready", "Ready=False"}, "diagnose", "healthy")
+	})
+
+	t.Run("UsageAndCompletion", func(t *testing.T) {
+		k.t = t
+		k.want(2, nil, "status", "a", "b")
+		k.want(2, nil, "attach", "hp")
+		k.want(2, nil, "status", "-o", "xml")
+		k.want(2, nil, "no-such-command")
+		k.want(1, []string{"not found"}, "diagnose", "no-such-pod")
+		k.want(0, []string{"bash completion"}, "completion", "bash")
+	})
+}
