@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
@@ -51,11 +52,16 @@ func Serve(ctx context.Context, ln net.Listener, o Options, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("network-attachment-definition client: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the certificate's goroutines
-	getCert, err := certificate(ctx, client, o, log)
+	getCert, loops, err := certificate(ctx, client, o, log)
 	if err != nil {
 		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, loop := range loops {
+		wg.Go(func() { loop(ctx) })
 	}
 	mux := http.NewServeMux()
 	mux.Handle(Path, &Handler{NADs: nadLookup{nads}, Log: log})
@@ -67,45 +73,49 @@ func Serve(ctx context.Context, ln net.Listener, o Options, log *slog.Logger) er
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: getCert},
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	wg.Go(func() {
 		<-ctx.Done()
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer scancel()
 		_ = srv.Shutdown(sctx) // past the grace, connections are dropped: the API server retries or ignores
-	}()
+	})
 	log.Info("multinet-webhook serving", "address", ln.Addr().String(), "path", Path)
-	err = srv.ServeTLS(ln, "", "")
-	cancel()
-	<-done
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
 	}
-	return err
+	return nil
 }
 
-// certificate returns the serving certificate's source and starts what keeps it valid.
-func certificate(ctx context.Context, client kubernetes.Interface, o Options, log *slog.Logger) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), error) {
+// getCertificate is tls.Config.GetCertificate.
+type getCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
+// certificate returns the serving certificate's source and the loops that keep it valid,
+// for the caller to run until it stops serving.
+func certificate(ctx context.Context, client kubernetes.Interface, o Options, log *slog.Logger) (getCertificate, []func(context.Context), error) {
 	if o.CertFile != "" {
 		f, err := certs.NewFiles(o.CertFile, o.KeyFile, log)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return f.GetCertificate, nil
+		return f.GetCertificate, nil, nil
 	}
 	now := time.Now()
-	ca, err := certs.LoadCA(ctx, client.CoreV1().Secrets(o.Namespace), o.CASecret, now)
+	secrets := client.CoreV1().Secrets(o.Namespace)
+	ca, err := certs.LoadCA(ctx, secrets, o.CASecret, now)
 	if err != nil {
-		return nil, fmt.Errorf("namespace %s: %w", o.Namespace, err)
+		return nil, nil, fmt.Errorf("namespace %s: %w", o.Namespace, err)
 	}
 	gen, err := certs.NewGenerated(ca, append(certs.ServiceHosts(o.Service, o.Namespace), o.ExtraHosts...), now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	go gen.Renew(ctx, log)
-	go certs.KeepBundle(ctx, client.AdmissionregistrationV1().ValidatingWebhookConfigurations(), o.WebhookConfiguration, ca.CertPEM, log)
-	return gen.GetCertificate, nil
+	keeper := &certs.Keeper{
+		Secrets: secrets, SecretName: o.CASecret,
+		Configs: client.AdmissionregistrationV1().ValidatingWebhookConfigurations(), Configuration: o.WebhookConfiguration,
+		Serving: gen, Log: log,
+	}
+	renew := func(ctx context.Context) { gen.Renew(ctx, log) }
+	return gen.GetCertificate, []func(context.Context){renew, keeper.Run}, nil
 }
 
 func ok(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }

@@ -50,23 +50,32 @@ func PatchBundle(ctx context.Context, configs WebhookConfigurations, name string
 	return true, nil
 }
 
-// KeepBundle keeps caPEM in the configuration's caBundle until ctx ends: retried every few
-// seconds until it succeeds, then checked every minute.
-func KeepBundle(ctx context.Context, configs WebhookConfigurations, name string, caPEM []byte, log *slog.Logger) {
+// Keeper keeps the replicas' CA, serving certificates and caBundle in agreement, with the
+// CA Secret as the one source: each round reads it (filling it when empty), signs a new
+// serving certificate if the CA changed (the Secret was emptied to rotate it, or another
+// replica filled it first), and sets caBundle.
+type Keeper struct {
+	Secrets       Secrets
+	SecretName    string
+	Configs       WebhookConfigurations
+	Configuration string
+	Serving       *Generated
+	Log           *slog.Logger
+}
+
+// Run keeps them until ctx ends: a failed round is retried after a few seconds (the
+// configuration may be applied after the webhook started), a good one repeated every minute
+// (a `kubectl replace` of the configuration empties caBundle).
+func (k *Keeper) Run(ctx context.Context) {
 	failing := false
 	for {
 		wait := bundleCheck
-		changed, err := PatchBundle(ctx, configs, name, caPEM)
-		switch {
-		case err != nil && ctx.Err() == nil:
+		if err := k.round(ctx); err != nil && ctx.Err() == nil {
 			if !failing {
-				log.Warn("caBundle not set, retrying", "err", err)
+				k.Log.Warn("caBundle or CA not kept, retrying", "err", err)
 			}
 			failing, wait = true, bundleRetry
-		case changed:
-			log.Info("caBundle set", "validatingWebhookConfiguration", name)
-			failing = false
-		default:
+		} else {
 			failing = false
 		}
 		select {
@@ -75,4 +84,25 @@ func KeepBundle(ctx context.Context, configs WebhookConfigurations, name string,
 		case <-time.After(wait):
 		}
 	}
+}
+
+func (k *Keeper) round(ctx context.Context) error {
+	now := time.Now()
+	ca, err := LoadCA(ctx, k.Secrets, k.SecretName, now)
+	if err != nil {
+		return err
+	}
+	if changed, err := k.Serving.UseCA(ca, now); err != nil {
+		return err
+	} else if changed {
+		k.Log.Info("serving certificate signed by the CA of the Secret", "secret", k.SecretName, "notAfter", ca.Cert.NotAfter)
+	}
+	changed, err := PatchBundle(ctx, k.Configs, k.Configuration, ca.CertPEM)
+	if err != nil {
+		return err
+	}
+	if changed {
+		k.Log.Info("caBundle set", "validatingWebhookConfiguration", k.Configuration)
+	}
+	return nil
 }

@@ -1,7 +1,8 @@
 // Package certs gives the webhook its TLS identity without cert-manager: a CA kept in a
 // Secret the replicas share (LoadCA), serving certificates it signs for the Service's names
 // (Generated, renewed before they expire), and its certificate patched into the
-// ValidatingWebhookConfiguration's caBundle (KeepBundle). With cert-manager, Files serves
+// ValidatingWebhookConfiguration's caBundle (PatchBundle; Keeper keeps all three in
+// agreement). With cert-manager, Files serves
 // the certificate files of its Secret instead, reloaded when they change.
 package certs
 

@@ -13,11 +13,12 @@ import (
 // renewCheck is how often Generated.Renew looks at its certificate's age.
 const renewCheck = time.Hour
 
-// Generated serves a certificate its CA signed, renewed by Renew at two thirds of its life.
+// Generated serves a certificate its CA signed, renewed by Renew at two thirds of its life
+// and signed again when UseCA gives another CA.
 type Generated struct {
-	ca    *CA
 	hosts []string
 	mu    sync.Mutex
+	ca    *CA
 	cert  *tls.Certificate
 }
 
@@ -28,6 +29,21 @@ func NewGenerated(ca *CA, hosts []string, now time.Time) (*Generated, error) {
 		return nil, err
 	}
 	return &Generated{ca: ca, hosts: hosts, cert: cert}, nil
+}
+
+// UseCA signs a new certificate with ca unless it is the CA in use, and tells whether it did.
+func (g *Generated) UseCA(ca *CA, now time.Time) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ca.Cert.Equal(ca.Cert) {
+		return false, nil
+	}
+	cert, err := ca.Sign(g.hosts, now)
+	if err != nil {
+		return false, err
+	}
+	g.ca, g.cert = ca, cert
+	return true, nil
 }
 
 // GetCertificate is tls.Config.GetCertificate.
@@ -54,8 +70,8 @@ func (g *Generated) Renew(ctx context.Context, log *slog.Logger) {
 
 func (g *Generated) renewIfOld(now time.Time, log *slog.Logger) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	leaf := g.cert.Leaf
-	g.mu.Unlock()
 	if now.Before(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)) {
 		return
 	}
@@ -64,9 +80,7 @@ func (g *Generated) renewIfOld(now time.Time, log *slog.Logger) {
 		log.Error("serving certificate not renewed", "notAfter", leaf.NotAfter, "err", err)
 		return
 	}
-	g.mu.Lock()
 	g.cert = cert
-	g.mu.Unlock()
 	log.Info("serving certificate renewed", "notAfter", cert.Leaf.NotAfter)
 }
 
