@@ -124,9 +124,6 @@ func testPlugWithoutNames(t *testing.T, cp *testbed.ControlPlane) {
 	if err := testbed.Ping(t, a.Netns, testbed.IPv4(t, b.Netns, "net2")); err != nil {
 		t.Fatalf("ping over the hot-plugged net2: %v", err)
 	}
-	if err := e.Check(t, a); err != nil {
-		t.Errorf("CHECK of a pod with a hot-plugged interface: %v", err)
-	}
 	for _, ev := range e.WaitEvent(t, a.Pod, "Plugged") {
 		if ev.Reason == "Plugged" && (!strings.Contains(ev.Message, "net2") || !strings.Contains(ev.Message, "/green") || !strings.Contains(ev.Message, "10.10.2.")) {
 			t.Errorf("Plugged Event %q does not name the interface, network and address", ev.Message)
@@ -149,6 +146,11 @@ func testPlugWithNames(t *testing.T, cp *testbed.ControlPlane) {
 	e.annotate(t, sb, `[{"name":"blue","interface":"blue0"},{"name":"red","interface":"red0","mac":"02:aa:bb:cc:dd:01"}]`)
 	e.waitLinks(t, sb, "eth0", "blue0", "red0")
 	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "blue0": e.ns + "/blue", "red0": e.ns + "/red"})
+	// One pod per bridge here: the bridge plugin's CHECK compares the bridge's MAC with the one
+	// cached at ADD, which another pod's port can change.
+	if err := e.Check(t, sb); err != nil {
+		t.Errorf("CHECK of a pod with hot-plugged interfaces: %v", err)
+	}
 	e.MustDel(t, sb)
 	e.assertClean(t)
 }
