@@ -54,11 +54,14 @@ bench: tools
 
 ## demo: a real node (kubelet + containerd), multinet installed from deploy/, three pods of a
 ## Deployment with two secondary networks, their interfaces, network-status and pings.
-demo: tools
-	$(GO) test -count=1 -v -run '^TestRealNodeDemo$$' -timeout 20m ./test/e2e/
+demo: deps
+	@hack/tools.sh kube >/dev/null && hack/tools.sh cni >/dev/null
+	@set -o pipefail; $(GO) test -count=1 -v -run '^TestRealNodeDemo$$' -timeout 20m ./test/e2e/ | \
+	  sed -u -e '/^=== \(RUN\|NAME\|PAUSE\|CONT\)/d' -e '/^--- PASS/d' -e '/^PASS$$/d' -e '/^ok /d'
 
 ## demo-netns: the faster demo: a simulated node (network namespaces, no kubelet).
-demo-netns: tools build
+demo-netns: deps build
+	@hack/tools.sh kube >/dev/null && hack/tools.sh cni >/dev/null
 	$(GO) test -count=1 -v -run '^TestDemo$$' -timeout 15m ./test/demo/
 
 clean:

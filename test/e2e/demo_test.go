@@ -46,8 +46,8 @@ func TestRealNodeDemo(t *testing.T) {
 	say("5/8 Each pod's interfaces (kubectl exec ... ip addr) and network-status")
 	pods := demoPods(t, c)
 	for _, p := range pods {
-		fmt.Printf("\n--- pod %s\n", p.name)
-		show(c.MustExec(t, "demo", p.name, "ip", "-4", "-o", "addr", "show"))
+		fmt.Printf("\npod %s:\n", p.name)
+		show(addresses(c.MustExec(t, "demo", p.name, "ip", "-4", "-o", "addr", "show")))
 		fmt.Printf("network-status: %s\n", p.status)
 	}
 
@@ -93,11 +93,23 @@ func showInterfaces(t *testing.T, c *testbed.Cluster, pod, ifname string, presen
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		out = c.MustExec(t, "demo", pod, "ip", "-4", "-o", "addr", "show")
 		if strings.Contains(out, " "+ifname+" ") == present {
-			fmt.Printf("--- pod %s\n%s\n", pod, strings.TrimRight(out, "\n"))
+			fmt.Printf("pod %s:\n%s\n", pod, addresses(out))
 			return
 		}
 	}
 	t.Fatalf("pod %s: %s present=%v never reached:\n%s", pod, ifname, present, out)
+}
+
+// addresses turns `ip -4 -o addr show` into "  eth0   10.244.0.3/24" lines, loopback left out.
+func addresses(out string) string {
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line) // 2: eth0    inet 10.244.0.3/24 brd ... \ valid_lft ...
+		if len(f) >= 4 && f[2] == "inet" && f[1] != "lo" {
+			lines = append(lines, fmt.Sprintf("  %-6s %s", f[1], f[3]))
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // demoPod is one pod of the demo with its secondary addresses.
