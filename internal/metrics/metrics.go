@@ -76,6 +76,11 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"result"}),
 	}
+	for _, r := range []string{"success", "error"} { // zeros on the first scrape
+		m.hotplug.operations.WithLabelValues("plug", r)
+		m.hotplug.operations.WithLabelValues("unplug", r)
+		m.hotplug.reconciles.WithLabelValues(r)
+	}
 	m.dhcp.renewals.WithLabelValues("ok")
 	m.dhcp.renewals.WithLabelValues("failed")
 	m.reg.MustRegister(m.requests, m.duration, m.api, m.dhcp.held, m.dhcp.renewals, m.dhcp.lost,
