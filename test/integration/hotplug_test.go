@@ -361,28 +361,47 @@ func testPodDeletedRightAfterEdit(t *testing.T, cp *testbed.ControlPlane) {
 	}
 }
 
-// testDaemonKilledDuringPlug: multinetd dies while a plug's delegate runs; after the restart the
-// pod converges to its annotation with no duplicate interface, and DEL leaves nothing.
-func testDaemonKilledDuringPlug(t *testing.T, cp *testbed.ControlPlane) {
-	e := newEnv(t, cp)
-	e.threeNetworks(t)
-	started, release := e.slowNetwork(t, "slowplug", "r", "10.10.12.0/24", "ADD")
-	sb := e.hotplugged(t, "p", "blue")
-	e.annotate(t, sb, "blue,slowplug")
+// killedDuring is a hot plug edit interrupted by kill -9 of multinetd while the slow network's
+// plugin runs verb: after the restart the pod must converge to after, with addrs addresses.
+type killedDuring struct {
+	verb, before, after string
+	links               []string
+	status              map[string]string // interface -> network name, without the namespace
+	addrs               int
+}
+
+func (e *env) killDuring(t *testing.T, c killedDuring) {
+	t.Helper()
+	started, release := e.slowNetwork(t, "slow", "r", "10.10.12.0/24", c.verb)
+	sb := e.hotplugged(t, "p", c.before)
+	e.annotate(t, sb, c.after)
 	waitFile(t, started)
 	e.KillGroup9()
 	touch(t, release)
 	e.Start(t)
-	e.waitLinks(t, sb, "eth0", "net1", "net2")
-	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue", "net2": e.ns + "/slowplug"})
-	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 3 {
-		t.Errorf("%d addresses allocated, want 3 (no duplicate from the interrupted plug)", n)
+	e.waitLinks(t, sb, c.links...)
+	want := map[string]string{"eth0": "cluster"}
+	for ifname, network := range c.status {
+		want[ifname] = e.ns + "/" + network
+	}
+	e.statusOf(t, sb, want)
+	if n := len(testbed.Allocations(t, e.IPAMDir)); n != c.addrs {
+		t.Errorf("%d addresses allocated, want %d: nothing duplicated or leaked by the interrupted edit", n, c.addrs)
 	}
 	e.MustDel(t, sb)
 	e.assertClean(t)
 	if n := testbed.VethsOn(t, "mnr"+e.ID); n != 0 {
-		t.Errorf("%d veths left on the plugged network's bridge", n)
+		t.Errorf("%d veths left on the slow network's bridge", n)
 	}
+}
+
+// testDaemonKilledDuringPlug: multinetd dies while a plug's ADD runs; after the restart the
+// interrupted attachment (intent, no result) is DELed and plugged again: no duplicate.
+func testDaemonKilledDuringPlug(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	e.threeNetworks(t)
+	e.killDuring(t, killedDuring{verb: "ADD", before: "blue", after: "blue,slow",
+		links: []string{"eth0", "net1", "net2"}, status: map[string]string{"net1": "blue", "net2": "slow"}, addrs: 3})
 }
 
 // testDaemonKilledDuringUnplug: multinetd dies while an unplug's DEL runs; after the restart
@@ -390,20 +409,8 @@ func testDaemonKilledDuringPlug(t *testing.T, cp *testbed.ControlPlane) {
 func testDaemonKilledDuringUnplug(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	e.threeNetworks(t)
-	started, release := e.slowNetwork(t, "slowdel", "u", "10.10.13.0/24", "DEL")
-	sb := e.hotplugged(t, "p", "blue,slowdel")
-	e.annotate(t, sb, "blue")
-	waitFile(t, started)
-	e.KillGroup9()
-	touch(t, release)
-	e.Start(t)
-	e.waitLinks(t, sb, "eth0", "net1")
-	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue"})
-	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 2 {
-		t.Errorf("%d addresses allocated, want 2 (cluster, blue): slowdel's freed", n)
-	}
-	e.MustDel(t, sb)
-	e.assertClean(t)
+	e.killDuring(t, killedDuring{verb: "DEL", before: "blue,slow", after: "blue",
+		links: []string{"eth0", "net1"}, status: map[string]string{"net1": "blue"}, addrs: 2})
 }
 
 // testTwentyPodsEditedAtOnce: 20 pods edited at once all converge.
