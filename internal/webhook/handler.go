@@ -114,14 +114,18 @@ func (h *Handler) reviewPod(ctx context.Context, req *admissionv1.AdmissionReque
 		h.Log.Info("refused", "pod", obj.Name, "namespace", obj.Namespace, "operation", req.Operation, "err", err)
 		return deny(err)
 	}
-	return allow(append(check.Warnings, h.missing(ctx, obj, check.Refs)...))
+	return allow(append(check.Warnings, h.missing(ctx, obj, check.Refs, req.Operation)...))
 }
 
 // missing warns of each NAD the pod names that does not exist, or that could not be looked
 // up: a NAD may be created after the pod, whose ADD fails (and is retried) until then.
-func (h *Handler) missing(ctx context.Context, obj Object, refs []NADRef) []string {
+func (h *Handler) missing(ctx context.Context, obj Object, refs []NADRef, op admissionv1.Operation) []string {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
+	consequence := "the pod does not start until it exists"
+	if op == admissionv1.Update {
+		consequence = "the network is not attached until it exists"
+	}
 	var warnings []string
 	for _, ref := range refs {
 		found, err := h.NADs.Exists(ctx, ref.Namespace, ref.Name)
@@ -129,7 +133,7 @@ func (h *Handler) missing(ctx context.Context, obj Object, refs []NADRef) []stri
 		case err != nil:
 			warnings = append(warnings, fmt.Sprintf("%s: network %q: NetworkAttachmentDefinition not checked: %v", obj, ref, err))
 		case !found:
-			warnings = append(warnings, fmt.Sprintf("%s: network %q: NetworkAttachmentDefinition not found; the pod's networks are not set up until it exists", obj, ref))
+			warnings = append(warnings, fmt.Sprintf("%s: network %q: NetworkAttachmentDefinition not found: %s", obj, ref, consequence))
 		}
 	}
 	return warnings
