@@ -26,6 +26,9 @@ type Network struct {
 	Key      string // "namespace/name" of the NAD, or the default network's name
 	ConfList []byte
 	Element  *nadv1.NetworkSelectionElement // nil for the cluster default network
+	// Serial is set when the network's NAD opted out of parallel attach: its delegates run
+	// alone, never beside another network's.
+	Serial bool
 }
 
 // Delegate is one planned invocation.
@@ -38,6 +41,7 @@ type Delegate struct {
 	CapabilityArgs map[string]any
 	DefaultRoute   []net.IP // gateways the element asked to carry the default route
 	Selection      string   // Identity of the element, for a secondary network
+	Serial         bool     // run alone, after the networks attached in parallel (Network.Serial)
 }
 
 // NetworkArg is the CNI_ARGS key that names the network to its plugins.
@@ -122,6 +126,7 @@ func attachment(pod Pod, containerID string, n Network, ifname string) (Delegate
 		CapabilityArgs: capabilityArgs(el),
 		DefaultRoute:   el.GatewayRequest,
 		Selection:      Identity(el),
+		Serial:         n.Serial,
 	}, nil
 }
 

@@ -160,3 +160,17 @@ func TestDefaultPassesRuntimeConfig(t *testing.T) {
 		t.Fatalf("default delegate %+v", d)
 	}
 }
+
+// TestSerialCarriedToDelegate: a network whose NAD opted out of parallel attach plans a
+// delegate that says so; the others do not.
+func TestSerialCarriedToDelegate(t *testing.T) {
+	solo := nw("solo", "")
+	solo.Serial = true
+	ds, err := Attachments(pod, "cid", []Network{nw("a", ""), solo}, []string{"eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds[0].Serial || !ds[1].Serial {
+		t.Fatalf("Serial of a, solo = %v, %v; want false, true", ds[0].Serial, ds[1].Serial)
+	}
+}
