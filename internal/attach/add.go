@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
@@ -99,14 +101,42 @@ func (m *Manager) networks(ctx context.Context, pod *corev1.Pod) ([]plan.Network
 		if err != nil {
 			return nil, err
 		}
+		if n.Serial, err = m.serialNAD(ctx, &elements[i]); err != nil {
+			return nil, err
+		}
 		nets = append(nets, n)
 	}
 	return nets, nil
 }
 
+// AttachAnnotation on a NetworkAttachmentDefinition's metadata says how its network is
+// attached beside a pod's others: "parallel" (the default) or "serial", for plugins that act
+// on the whole netns and must not run beside another network's.
+const AttachAnnotation = "multinet.io/attach"
+
+// serialNAD tells whether the element's NAD (found by resolveNAD just before, so in the
+// cache) opted out of parallel attach.
+func (m *Manager) serialNAD(ctx context.Context, el *nadv1.NetworkSelectionElement) (bool, error) {
+	nad, err := m.Pods.NAD(ctx, el.Namespace, el.Name)
+	if err != nil {
+		return false, fmt.Errorf("network %q: %w: %w", el.Namespace+"/"+el.Name, ErrTryAgain, err)
+	}
+	switch v := nad.Annotations[AttachAnnotation]; v {
+	case "", "parallel":
+		return false, nil
+	case "serial":
+		return true, nil
+	default:
+		return false, invalidf(types.ErrInvalidNetworkConfig, "network %q: annotation %s: %q is neither \"parallel\" nor \"serial\"",
+			el.Namespace+"/"+el.Name, AttachAnnotation, v)
+	}
+}
+
 // attachAll records intent for every delegate still to run in one durable write, then runs
-// them in order. On a failure everything this call added is removed again, newest first,
-// and the delegate's own error is returned.
+// them stage by stage (stages): the default network alone, then the secondary networks at
+// once, then each one that must run alone. The record keeps the planned order whatever order
+// the delegates finish in. On a failure the stage under way is let finish, then everything
+// this call ran is removed again (rollback) and the delegates' own errors are returned.
 func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.Delegate) (*checkpoint.Sandbox, error) {
 	sb, err := m.Store.Load(req.ContainerID)
 	if errors.Is(err, checkpoint.ErrNotFound) {
@@ -119,23 +149,29 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 	if len(todo) == 0 {
 		return sb, nil // ADD repeated by the runtime: already attached
 	}
-	for _, d := range todo {
+	ifnames := make([]string, len(todo))
+	for i, d := range todo {
 		recordIntent(sb, d)
+		ifnames[i] = d.IfName
 	}
 	if err := m.Store.Save(sb); err != nil {
 		return nil, err
 	}
-	var ran []string
+	ran := map[string]bool{}
 	success := false
 	defer func() {
 		if !success {
-			m.rollback(ctx, sb, todo, ran)
+			m.rollback(ctx, sb, ifnames, ran)
 		}
 	}()
-	for _, d := range todo {
-		ran = append(ran, d.IfName)
-		if err := m.attachOne(ctx, req, sb, d); err != nil {
-			return nil, fmt.Errorf("pod %s: network %q (%s): %w", req.pod, d.Network, d.IfName, err)
+	var mu sync.Mutex // guards sb while a stage's delegates run
+	for _, stage := range m.stages(sb, ifnames) {
+		for _, ifname := range stage {
+			ran[ifname] = true
+		}
+		errs := each(stage, func(ifname string) error { return m.attachOne(ctx, req, sb, &mu, ifname) })
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 		}
 	}
 	if err := m.applyDefaultRoute(req, sb, delegates); err != nil {
@@ -143,6 +179,65 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 	}
 	success = true
 	return sb, m.Store.Update(sb)
+}
+
+// attachMode is the key of an attachment's Meta that says "serial" for a network that runs
+// alone (plan.Delegate.Serial), so that DEL, from the record alone, runs it alone too.
+const attachMode = "attach"
+
+// stages groups the attachments on ifnames (in planned order) into the steps that run one
+// after another, the attachments of a step at once: the default network alone, then every
+// secondary network, then each network whose NAD opted out (attachMode) alone, in planned
+// order. With parallel attach off, every attachment is a step of its own, in planned order.
+// ADD runs the steps in order; DEL in reverse, so the default network goes last.
+func (m *Manager) stages(sb *checkpoint.Sandbox, ifnames []string) [][]string {
+	var first, together, alone []string
+	for _, ifname := range ifnames {
+		i := sb.Find(ifname)
+		if i < 0 {
+			continue
+		}
+		a := &sb.Attachments[i]
+		switch {
+		case a.Default:
+			first = append(first, ifname)
+		case m.cfg.ParallelAttach && a.Meta[attachMode] != "serial":
+			together = append(together, ifname)
+		default:
+			alone = append(alone, ifname)
+		}
+	}
+	var out [][]string
+	for _, ifname := range first {
+		out = append(out, []string{ifname})
+	}
+	if len(together) > 0 {
+		out = append(out, together)
+	}
+	for _, ifname := range alone {
+		out = append(out, []string{ifname})
+	}
+	return out
+}
+
+// each runs f on every item at once (a single one on the caller's goroutine), waits for all,
+// and returns their errors in the items' order.
+func each(items []string, f func(string) error) []error {
+	errs := make([]error, len(items))
+	if len(items) == 1 {
+		errs[0] = f(items[0])
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, item := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(item)
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // pending are the delegates not yet attached as planned.
@@ -165,12 +260,18 @@ func recordIntent(sb *checkpoint.Sandbox, d *plan.Delegate) {
 	if d.Selection != "" {
 		att.Selection = json.RawMessage(d.Selection)
 	}
+	if len(d.DefaultRoute) > 0 || d.Serial {
+		att.Meta = map[string]string{}
+	}
 	if len(d.DefaultRoute) > 0 {
 		gws := make([]string, len(d.DefaultRoute))
 		for i, gw := range d.DefaultRoute {
 			gws[i] = gw.String()
 		}
-		att.Meta = map[string]string{"default-route": strings.Join(gws, ",")}
+		att.Meta["default-route"] = strings.Join(gws, ",")
+	}
+	if d.Serial {
+		att.Meta[attachMode] = "serial"
 	}
 	if i := sb.Find(d.IfName); i >= 0 {
 		sb.Attachments[i] = att
@@ -179,38 +280,49 @@ func recordIntent(sb *checkpoint.Sandbox, d *plan.Delegate) {
 	sb.Attachments = append(sb.Attachments, att)
 }
 
-// attachOne calls the delegate whose intent is recorded and keeps its result in the record.
-func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sandbox, d *plan.Delegate) error {
-	a := &sb.Attachments[sb.Find(d.IfName)]
-	res, err := m.Delegates.Add(ctx, invocation(sb, a))
+// attachOne calls the delegate whose intent is recorded on ifname and keeps its result in the
+// record. The delegates of a stage share sb: mu guards it, and is not held during the call.
+func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sandbox, mu *sync.Mutex, ifname string) error {
+	mu.Lock()
+	a := sb.Attachments[sb.Find(ifname)]
+	mu.Unlock()
+	res, err := m.Delegates.Add(ctx, invocation(sb, &a))
+	var raw []byte
+	if err == nil {
+		if raw, err = json.Marshal(res); err != nil {
+			err = fmt.Errorf("encode result: %w", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	rec := &sb.Attachments[sb.Find(ifname)]
 	if err != nil {
 		var te *types.Error
 		if errors.As(err, &te) {
-			a.AddError = te
+			rec.AddError = te
 		}
-		return err
+		return fmt.Errorf("network %q (%s): %w", a.Network, ifname, err)
 	}
-	raw, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
-	}
-	a.Result, a.State = raw, checkpoint.Added
-	m.Log.Info("attached", "pod", req.pod.String(), "network", d.Network, "ifname", d.IfName,
+	rec.Result, rec.State = raw, checkpoint.Added
+	m.Log.Info("attached", "pod", req.pod.String(), "network", a.Network, "ifname", ifname,
 		"containerID", req.ContainerID)
 	return nil
 }
 
-// rollback DELs the delegates this ADD ran, newest first, the failing one and the cluster
-// network included, and drops every attachment it recorded intent for but never ran (those
-// need no DEL). Nothing is left even if the runtime never calls DEL; what cannot be undone
-// now stays in the record for the next DEL, GC or sweep.
-func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, todo []*plan.Delegate, ran []string) {
-	for _, d := range todo[len(ran):] {
-		if i := sb.Find(d.IfName); i >= 0 {
+// rollback DELs the delegates this ADD ran (ran, among ifnames), the default network last,
+// the failing ones and the cluster network included, and drops every attachment it recorded
+// intent for but never ran (those need no DEL). Nothing is left even if the runtime never
+// calls DEL; what cannot be undone now stays in the record for the next DEL, GC or sweep.
+func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string, ran map[string]bool) {
+	var undo []string
+	for _, ifname := range ifnames {
+		if ran[ifname] {
+			undo = append(undo, ifname)
+		} else if i := sb.Find(ifname); i >= 0 {
 			sb.Attachments = slices.Delete(sb.Attachments, i, i+1)
 		}
 	}
-	if err := m.detachAll(ctx, sb, ran); err != nil {
+	if err := m.detachAll(ctx, sb, undo); err != nil {
 		m.Log.Error("rollback incomplete; the next DEL or GC retries it", "pod", podOf(sb).String(),
 			"containerID", sb.ContainerID, "err", err)
 	}

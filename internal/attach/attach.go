@@ -52,6 +52,9 @@ type Config struct {
 	// NamespaceIsolation limits a pod to the NADs of its own namespace and of GlobalNamespaces.
 	NamespaceIsolation bool
 	GlobalNamespaces   []string // with NamespaceIsolation: namespaces whose NADs any pod may use
+	// ParallelAttach runs the delegates of a pod's secondary networks at once, on ADD and DEL
+	// (except those whose NAD says AttachAnnotation: serial); off, one after another.
+	ParallelAttach bool
 }
 
 // Deps are the manager's edges.

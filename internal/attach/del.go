@@ -64,35 +64,56 @@ func delNetns(fromRuntime, recorded string) string {
 	return ""
 }
 
-// detachAll DELs the attachments on ifnames in reverse order and never stops at a failure:
-// each one whose DEL succeeded (or that can be dropped, see detachOne) leaves the record,
-// the others stay in it for the next DEL, GC or sweep, and their errors are returned
-// together. The record is written once at the end, and removed when it is empty: a crash
-// before that only repeats DELs, which are idempotent.
+// detachAll DELs the attachments on ifnames (in planned order), stage by stage in reverse
+// (stages): each network that runs alone, newest first, then the secondary networks at once,
+// then the default network, last. It never stops at a failure: each attachment whose DEL
+// succeeded (or that can be dropped, see detachOne) leaves the record, the others stay in it
+// for the next DEL, GC or sweep, and their errors are returned together, newest first. The
+// record is written once at the end, and removed when it is empty: a crash before that only
+// repeats DELs, which are idempotent.
 func (m *Manager) detachAll(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string) error {
 	var errs []error
-	for i := len(ifnames) - 1; i >= 0; i-- {
-		errs = append(errs, m.detachOne(ctx, sb, ifnames[i]))
+	stages := m.stages(sb, ifnames)
+	for i := len(stages) - 1; i >= 0; i-- {
+		stage := stages[i]
+		// The DELs of a stage only read sb; the record changes after they all returned.
+		delErrs := each(stage, func(ifname string) error { return m.delOne(ctx, sb, ifname) })
+		for j := len(stage) - 1; j >= 0; j-- {
+			errs = append(errs, m.settle(sb, stage[j], delErrs[j]))
+		}
 	}
 	return errors.Join(append(errs, m.save(sb))...)
 }
 
-// detachOne DELs one attachment and drops it from the record (in memory). An attachment whose
-// ADD never completed and whose DEL fails in a way no retry can change
-// (permanent) is dropped too, with a Warning Event: keeping it would fail every later DEL of
-// the sandbox and leave the pod's other networks, and its cluster address, attached for good.
+// detachOne DELs one attachment and drops it from the record (in memory), as settle says.
 func (m *Manager) detachOne(ctx context.Context, sb *checkpoint.Sandbox, ifname string) error {
-	i := sb.Find(ifname)
-	if i < 0 {
+	if sb.Find(ifname) < 0 {
 		return nil
 	}
-	a := &sb.Attachments[i]
+	return m.settle(sb, ifname, m.delOne(ctx, sb, ifname))
+}
+
+// delOne runs the DEL of the attachment on ifname; it does not change the record.
+func (m *Manager) delOne(ctx context.Context, sb *checkpoint.Sandbox, ifname string) error {
+	a := &sb.Attachments[sb.Find(ifname)]
 	if err := m.Delegates.Del(ctx, invocation(sb, a)); err != nil {
-		err = fmt.Errorf("network %q (%s): DEL: %w", a.Network, a.IfName, err)
-		if !permanent(err, a) {
-			return err
+		return fmt.Errorf("network %q (%s): DEL: %w", a.Network, a.IfName, err)
+	}
+	return nil
+}
+
+// settle applies the outcome of the DEL of the attachment on ifname to the record: it leaves
+// when its DEL succeeded. An attachment whose ADD never completed and whose DEL failed in a
+// way no retry can change (permanent) leaves too, with a Warning Event: keeping it would
+// fail every later DEL of the sandbox and leave the pod's other networks, and its cluster
+// address, attached for good. Any other failure keeps it, and is returned.
+func (m *Manager) settle(sb *checkpoint.Sandbox, ifname string, delErr error) error {
+	i := sb.Find(ifname)
+	if delErr != nil {
+		if !permanent(delErr, &sb.Attachments[i]) {
+			return delErr
 		}
-		m.dropped(sb, err)
+		m.dropped(sb, delErr)
 	}
 	sb.Attachments = slices.Delete(sb.Attachments, i, i+1)
 	return nil

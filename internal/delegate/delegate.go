@@ -22,7 +22,8 @@ type Invocation struct {
 	CapabilityArgs map[string]any // runtimeConfig, injected for the plugins that declare it
 }
 
-// Runner calls delegates.
+// Runner calls delegates. It is safe for concurrent use: the bound on plugin chains run at
+// once holds across every call, whatever pod or network it is for.
 type Runner struct {
 	cni *libcni.CNIConfig
 	sem chan struct{}
