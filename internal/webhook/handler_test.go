@@ -137,3 +137,22 @@ func TestServeHTTP(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReviewPodWithoutNetworks is the cost of the common case, a pod without network
+// annotations: every pod create and update outside the exempt namespaces pays it.
+func BenchmarkReviewPodWithoutNetworks(b *testing.B) {
+	raw, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"name": "web-0", "labels": map[string]string{"app": "web"},
+			"annotations": map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}},
+		"spec": map[string]any{"containers": []map[string]any{{"name": "web", "image": "nginx",
+			"env": []map[string]string{{"name": "A", "value": strings.Repeat("x", 200)}}}}},
+	})
+	h := &Handler{NADs: knownNADs{}, Log: slog.New(slog.DiscardHandler)}
+	req := &admissionv1.AdmissionRequest{Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Operation: admissionv1.Create, Namespace: "team-a", Object: runtime.RawExtension{Raw: raw}}
+	for b.Loop() {
+		if !h.Review(b.Context(), req).Allowed {
+			b.Fatal("refused")
+		}
+	}
+}
