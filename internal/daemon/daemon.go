@@ -79,7 +79,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	leases.SetWarner(podWarner(events))
 	defer leases.SetWarner(nil)
 	mgr := attach.New(attach.Config{ConfDir: o.CNIConfDir, DefaultNetwork: o.DefaultNetwork,
-		OwnConfName: install.ConfName, NamespaceIsolation: o.NamespaceIsolation, GlobalNamespaces: o.GlobalNamespaces}, attach.Deps{
+		OwnConfName: install.ConfName, NamespaceIsolation: o.NamespaceIsolation, GlobalNamespaces: o.GlobalNamespaces,
+		ParallelAttach: o.ParallelAttach}, attach.Deps{
 		Pods:      pods,
 		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,

@@ -40,6 +40,8 @@ type Options struct {
 	SyncCheckpoints    bool            `json:"syncCheckpoints,omitempty"`
 	LogLevel           string          `json:"logLevel,omitempty"`
 	Hotplug            bool            `json:"hotplug"`
+	// ParallelAttach runs the delegates of a pod's secondary networks at once (ADD and DEL).
+	ParallelAttach bool `json:"parallelAttach"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -57,6 +59,7 @@ func Defaults() Options {
 		SyncCheckpoints: true,
 		LogLevel:        "info",
 		Hotplug:         true,
+		ParallelAttach:  true,
 	}
 }
 
@@ -83,6 +86,7 @@ func Parse(args []string) (Options, error) {
 	fs.BoolVar(&o.SyncCheckpoints, "sync-checkpoints", o.SyncCheckpoints, "fsync each ADD's intent record before calling delegates, so it survives a power loss too (false: a daemon crash only; saves one disk flush per ADD)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&o.Hotplug, "hotplug", o.Hotplug, "apply edits of a running pod's networks annotation: plug and unplug interfaces (false: interfaces change only when the pod is created)")
+	fs.BoolVar(&o.ParallelAttach, "parallel-attach", o.ParallelAttach, "run the delegates of a pod's secondary networks at once, after its cluster network (DEL: before it); a NAD annotated multinet.io/attach: serial runs alone (false: one after another)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -65,3 +65,33 @@ func TestFlagsWinOverFile(t *testing.T) {
 		t.Errorf("maxParallel %d logLevel %q, want 5 (flag) and warn (file)", o.MaxParallel, o.LogLevel)
 	}
 }
+
+// TestParallelAttachSetting: on by default; the file's parallelAttach: false turns it off, and
+// the flag given on the command line wins over the file.
+func TestParallelAttachSetting(t *testing.T) {
+	cases := []struct {
+		name, file string
+		flags      []string
+		want       bool
+	}{
+		{name: "default on", file: "logLevel: info\n", want: true},
+		{name: "file off", file: "parallelAttach: false\n", want: false},
+		{name: "flag off", file: "logLevel: info\n", flags: []string{"--parallel-attach=false"}, want: false},
+		{name: "flag wins over file", file: "parallelAttach: false\n", flags: []string{"--parallel-attach"}, want: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "multinetd.yaml")
+			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, c.flags...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.ParallelAttach != c.want {
+				t.Errorf("parallelAttach %v, want %v", o.ParallelAttach, c.want)
+			}
+		})
+	}
+}
