@@ -92,7 +92,7 @@ func checkEvents(ctx context.Context, c *clients, d *diag, pod *corev1.Pod) stri
 	switch v.State {
 	case StateConverged:
 		d.ok("network-status matches the annotation: %s", strings.Join(attached, ", "))
-		return fmt.Sprintf("healthy: network-status matches the networks annotation (%s)", strings.Join(attached, ", "))
+		return fmt.Sprintf("network-status matches the networks annotation (%s)", strings.Join(attached, ", "))
 	case StateFailed:
 		d.fail(classify(pod, v.Warning))
 	case StatePending:
