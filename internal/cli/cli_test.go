@@ -224,6 +224,19 @@ func TestKubectlMultinet(t *testing.T) {
 		k.want(1, []string{"Kind:  " + cli.CauseIPPoolExhausted, "no IP addresses available"}, "diagnose", "second")
 	})
 
+	t.Run("DHCPNoServer", func(t *testing.T) {
+		k.t = t
+		t.Cleanup(func() { testbed.DeleteLink("mkd" + w.ID) })
+		cp.CreateNAD(t, w.ns, "lan", fmt.Sprintf(`{"cniVersion":"1.0.0","name":"lan","type":"bridge","bridge":"mkd%s",
+			"isGateway":false,"ipMasq":false,"ipam":{"type":"multinet-dhcp","timeout":"2s","retries":2}}`, w.ID))
+		sb := w.NewSandbox(t, w.ns, "dhcp", map[string]string{selection.NetworksAnnotation: "lan"})
+		if _, err := w.Add(t, sb); err == nil {
+			t.Fatal("ADD succeeded with no DHCP server on the bridge")
+		}
+		w.WaitEvent(t, sb.Pod, "NetworkSetupFailed")
+		k.want(1, []string{"Kind:  " + cli.CauseDHCPNoServer, "no offer"}, "diagnose", "dhcp")
+	})
+
 	t.Run("Networks", func(t *testing.T) {
 		k.t = t
 		out := k.want(0, []string{"NAME", "TYPE", "MASTER", "IPAM", "SUBNET", "PODS", "fixme", "network " + w.ns + "/broken: "}, "networks")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
 	"github.com/spf13/cobra"
@@ -116,9 +117,9 @@ func exitCode(err error, errOut io.Writer) int {
 	}
 }
 
-// isCobraUsage recognises the errors cobra itself returns for an unknown subcommand.
+// isCobraUsage recognises the error cobra returns for an unknown subcommand (an untyped error).
 func isCobraUsage(err error) bool {
-	return len(err.Error()) > 15 && err.Error()[:15] == "unknown command"
+	return strings.HasPrefix(err.Error(), "unknown command ")
 }
 
 // args wraps a cobra argument check so that its fault is a usage error (exit 2).

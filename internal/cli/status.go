@@ -115,6 +115,10 @@ func eventsFor(ctx context.Context, c *clients, ns string, pods []corev1.Pod) (p
 }
 
 func (o *statusOptions) printTable(w io.Writer, views []*PodNetworks) error {
+	if len(views) == 0 {
+		fmt.Fprintln(w, "No pods with secondary networks found.")
+		return nil
+	}
 	header := []string{"POD", "INTERFACE", "NETWORK", "ADDRESSES", "MAC", "DEFAULT", "STATE"}
 	if o.all {
 		header = append([]string{"NAMESPACE"}, header...)
