@@ -113,6 +113,12 @@ func TestCore(t *testing.T) {
 		{"HotplugDaemonKilledDuringPlug", testDaemonKilledDuringPlug},
 		{"HotplugDaemonKilledDuringUnplug", testDaemonKilledDuringUnplug},
 		{"HotplugTwentyPodsEditedAtOnce", testTwentyPodsEditedAtOnce},
+		{"ParallelAttachOrder", testParallelOrder},
+		{"ParallelAttachRollback", testParallelRollback},
+		{"ParallelAttachDelPartiallyAttached", testDelPartiallyAttached},
+		{"ParallelAttachKill9", testKill9DuringParallelDelegates},
+		{"ParallelAttachSerialNAD", testSerialNAD},
+		{"ParallelAttachOff", testParallelAttachOff},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
 	}
