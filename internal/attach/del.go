@@ -28,8 +28,8 @@ func (m *Manager) Del(ctx context.Context, in *cniapi.Request) error {
 	return nil
 }
 
-// delSandbox DELs every attachment of the sandbox, newest first (detachAll). The record
-// goes when no attachment is left in it. Callers hold the sandbox lock.
+// delSandbox DELs every attachment of the sandbox, the default network last (detachAll).
+// The record goes when no attachment is left in it. Callers hold the sandbox lock.
 func (m *Manager) delSandbox(ctx context.Context, containerID, netns string) error {
 	sb, err := m.Store.Load(containerID)
 	if errors.Is(err, checkpoint.ErrNotFound) {
@@ -119,7 +119,7 @@ func (m *Manager) settle(sb *checkpoint.Sandbox, ifname string, delErr error) er
 	return nil
 }
 
-// dropped reports an attachment given up by detachOne.
+// dropped reports an attachment given up by settle.
 func (m *Manager) dropped(sb *checkpoint.Sandbox, err error) {
 	msg := fmt.Sprintf("%v; its ADD never completed and this error cannot change on retry, so it was dropped from the record", err)
 	m.Log.Warn("attachment dropped", "pod", podOf(sb).String(), "containerID", sb.ContainerID, "err", err)
