@@ -93,3 +93,21 @@ func TestMatchStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestFailureIsAboutTheEdit(t *testing.T) {
+	f := failure{reason: "PlugFailed", about: []string{`"t/green"`}}
+	for _, c := range []struct {
+		reason, message string
+		want            bool
+	}{
+		{"PlugFailed", `pod t/hp: network "t/green" (net3): plugin type="bridge" failed (add): ...`, true},
+		{"PlugFailed", `pod t/hp: network "t/fixme" (net2): plugin type="tuning" failed (add): ...`, false},
+		{"PlugFailed", `pod t/hp: network "t/greenish" (net2): ...`, false},
+		{"InvalidNetworkSelection", `pod t/hp: network "t/other" not found`, true},
+		{"UnplugFailed", `pod t/hp: unplug: network "t/green" (net3): ...`, false},
+	} {
+		if got := f.is(&corev1.Event{Reason: c.reason, Message: c.message}); got != c.want {
+			t.Errorf("failure about t/green: is(%s %q) = %t, want %t", c.reason, c.message, got, c.want)
+		}
+	}
+}

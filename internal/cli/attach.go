@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,7 +85,11 @@ func (o *attachOptions) run(ctx context.Context, w io.Writer, podName, netArg st
 		return err
 	}
 	done := func(v *PodNetworks) bool { return index < len(v.match) && v.match[index] >= 0 }
-	v, err := o.wait(ctx, c, pod, before, done, status.ReasonPlugFailed, status.ReasonInvalidNetworkSelection)
+	ns := want.Namespace
+	if ns == "" {
+		ns = pod.Namespace
+	}
+	v, err := o.wait(ctx, c, pod, before, done, failure{reason: status.ReasonPlugFailed, about: []string{fmt.Sprintf("%q", ns+"/"+want.Name)}})
 	if err != nil {
 		return o.failed(w, pod, "attach "+want.item(), err)
 	}
@@ -148,9 +153,32 @@ type eventError struct{ event *corev1.Event }
 
 func (e *eventError) Error() string { return e.event.Reason + ": " + e.event.Message }
 
+// failure is what wait takes for the failure of an edit: a new multinet Event with the
+// reason InvalidNetworkSelection (the edit refused as a whole), or with reason and a message
+// that names the network or interface edited (another element's retries are not this edit's).
+type failure struct {
+	reason string
+	about  []string
+}
+
+func (f failure) is(ev *corev1.Event) bool {
+	if ev.Reason == status.ReasonInvalidNetworkSelection {
+		return true
+	}
+	if ev.Reason != f.reason {
+		return false
+	}
+	for _, a := range f.about {
+		if a != "" && strings.Contains(ev.Message, a) {
+			return true
+		}
+	}
+	return false
+}
+
 // wait reads the pod until done says network-status shows the change, a new multinet Event
-// with one of reasons appears (an *eventError), or the timeout passes (errTimeout).
-func (o *editOptions) wait(ctx context.Context, c *clients, pod *corev1.Pod, before seen, done func(*PodNetworks) bool, reasons ...string) (*PodNetworks, error) {
+// that f says is its failure appears (an *eventError), or the timeout passes (errTimeout).
+func (o *editOptions) wait(ctx context.Context, c *clients, pod *corev1.Pod, before seen, done func(*PodNetworks) bool, f failure) (*PodNetworks, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	tick := time.NewTicker(pollInterval)
@@ -169,7 +197,7 @@ func (o *editOptions) wait(ctx context.Context, c *clients, pod *corev1.Pod, bef
 			if done(v) {
 				return v, nil
 			}
-			if ev := before.fresh(events[cur.UID], reasons...); ev != nil {
+			if ev := before.fresh(events[cur.UID], f.is); ev != nil {
 				return v, &eventError{ev}
 			}
 		}

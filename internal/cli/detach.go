@@ -64,7 +64,8 @@ func (o *editOptions) runDetach(ctx context.Context, w io.Writer, podName, targe
 		}
 		return true
 	}
-	if _, err := o.wait(ctx, c, pod, before, gone, status.ReasonUnplugFailed, status.ReasonInvalidNetworkSelection); err != nil {
+	f := failure{reason: status.ReasonUnplugFailed, about: []string{fmt.Sprintf("%q", network), ifname}}
+	if _, err := o.wait(ctx, c, pod, before, gone, f); err != nil {
 		return o.failed(w, pod, "detach "+ifname, err)
 	}
 	fmt.Fprintf(w, "pod %s/%s: detached %s (%s)\n", pod.Namespace, pod.Name, ifname, network)

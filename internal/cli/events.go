@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,13 +61,13 @@ func seenOf(events []corev1.Event) seen {
 	return s
 }
 
-// fresh returns the newest of events with one of reasons that is not in s.
-func (s seen) fresh(events []corev1.Event, reasons ...string) *corev1.Event {
+// fresh returns the newest of the events not in s that match.
+func (s seen) fresh(events []corev1.Event, match func(*corev1.Event) bool) *corev1.Event {
 	var newest *corev1.Event
 	for i := range events {
 		ev := &events[i]
 		count, ok := s[ev.Name]
-		if ok && count >= ev.Count || !slices.Contains(reasons, ev.Reason) {
+		if ok && count >= ev.Count || !match(ev) {
 			continue
 		}
 		if newest == nil || !eventTime(ev).Before(eventTime(newest)) {
