@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,12 +91,33 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := pods.Start(ctx); err != nil {
-		return err
-	}
+	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
+	// ADD, hot plug and readiness wait for the caches.
+	pods.Start(ctx)
+	synced := make(chan struct{})
+	go func() {
+		if pods.WaitForSync(ctx) {
+			log.Info("pod and NetworkAttachmentDefinition caches synced: serving ADD")
+			close(synced)
+			runHotplug(ctx)
+		}
+	}()
 	go patcher.Run(ctx)
-	go runHotplug(ctx)
-	return serve(ctx, o, mgr, leases, m, log)
+	return serve(ctx, o, handler(o, gatedAdd{mgr, pods}, leases, m, log), mgr, synced, m, log)
+}
+
+// gatedAdd is the manager with ADD held back until the pod and NAD caches are synced:
+// until then ADD answers "try again later" (CNI code 11) and says why.
+type gatedAdd struct {
+	*attach.Manager
+	pods *podinfo.Source
+}
+
+func (g gatedAdd) Add(ctx context.Context, req *cniapi.Request) (json.RawMessage, error) {
+	if err := g.pods.Synced(); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, attach.ErrTryAgain)
+	}
+	return g.Manager.Add(ctx, req)
 }
 
 // hotplugFor builds the hot plug controller on the pod cache (before the cache starts, so its
@@ -136,33 +158,38 @@ func podWarner(events status.EventRecorder) dhcp.Warner {
 
 // handler serves the shim on cniapi.Path and the DHCP lease manager on ipam.Path. Both speak
 // the same protocol, so both are a server (decoding, limits, CNI errors); the mux routes.
-func handler(o Options, mgr *attach.Manager, leases *dhcp.Manager, m *metrics.Metrics, log *slog.Logger) http.Handler {
+func handler(o Options, mgr server.Handler, leases *dhcp.Manager, m *metrics.Metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(cniapi.Path, server.New(mgr, attach.ToCNI, m.ObserveCNI, o.RequestTimeout.Duration, log))
 	mux.Handle(ipam.Path, server.New(leases, dhcp.ToCNI, nil, o.RequestTimeout.Duration, log))
 	return mux
 }
 
-// serve listens on the shim socket, declares readiness once multinet's conflist is in place
-// (retrying until the cluster network shows up), sweeps periodically and stops gracefully
-// with ctx.
-func serve(ctx context.Context, o Options, mgr *attach.Manager, leases *dhcp.Manager, m *metrics.Metrics, log *slog.Logger) error {
+// serve listens on the shim socket at once, declares readiness once the caches are synced and
+// multinet's conflist is in place (retrying until the cluster network shows up), sweeps
+// periodically and stops gracefully with ctx.
+func serve(ctx context.Context, o Options, h http.Handler, mgr *attach.Manager, synced <-chan struct{}, m *metrics.Metrics, log *slog.Logger) error {
 	l, err := server.Listen(o.Socket)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler(o, mgr, leases, m, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
-	ready := becomeReady(o, mgr, m, log, true)
+	log.Info("serving DEL, CHECK, GC, STATUS and DHCP; ADD waits for the pod and NetworkAttachmentDefinition caches",
+		"socket", o.Socket)
+	cachesSynced, ready := false, false
 	retry := time.NewTicker(5 * time.Second)
 	defer retry.Stop()
 	sweep := time.NewTicker(o.SweepInterval.Duration)
 	defer sweep.Stop()
 	for {
 		select {
+		case <-synced:
+			synced, cachesSynced = nil, true
+			ready = becomeReady(o, mgr, m, log, true)
 		case <-retry.C:
-			if !ready {
+			if cachesSynced && !ready {
 				ready = becomeReady(o, mgr, m, log, false)
 			}
 		case <-sweep.C:

@@ -1,23 +1,26 @@
 // Package podinfo answers "which pod is this sandbox, and what do its networks say" from
 // informer caches: the pods of this node and every NetworkAttachmentDefinition. In the steady
 // state a CNI ADD costs no API request; a pod or NAD younger than the cache is fetched once.
+// The caches hold only the fields multinet reads, so they stay small on busy nodes.
 package podinfo
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
-	nadinformers "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/informers/externalversions"
 	nadlisters "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/listers/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -30,64 +33,132 @@ var ErrStaleSandbox = errors.New("pod UID does not match the sandbox (stale sand
 // ErrNotFound is returned when a pod or NAD exists neither in the cache nor in the API.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotSynced is returned (wrapped) by Source.Synced while the caches have not been
+// filled yet: an ADD cannot be served.
+var ErrNotSynced = errors.New("multinetd's pod and NetworkAttachmentDefinition caches are not synced yet")
+
 // Source reads pods and NADs.
 type Source struct {
 	client  kubernetes.Interface
 	nads    nadclient.Interface
-	podInf  informers.SharedInformerFactory
-	nadInf  nadinformers.SharedInformerFactory
 	pods    corelisters.PodLister
 	nadList nadlisters.NetworkAttachmentDefinitionLister
-	synced  []cache.InformerSynced
+	nadInf  cache.SharedIndexInformer
 	// PodInformer lets other parts (hot plug) watch the same cache.
 	PodInformer cache.SharedIndexInformer
+
+	mu      sync.Mutex
+	listErr error // the caches' last failure to list or watch, until they synced
 }
 
-// New builds the caches for the pods scheduled on node.
+// New builds the caches for the pods scheduled on node. Only the pod and NAD informers are
+// built (not a factory of every API group's), each trimming what it stores.
 func New(client kubernetes.Interface, nads nadclient.Interface, node string) *Source {
-	podInf := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
-		}),
-		informers.WithTransform(trimPod))
-	nadInf := nadinformers.NewSharedInformerFactory(nads, 0)
-	s := &Source{client: client, nads: nads, podInf: podInf, nadInf: nadInf}
-	s.PodInformer = podInf.Core().V1().Pods().Informer()
-	s.pods = podInf.Core().V1().Pods().Lister()
-	nadInformer := nadInf.K8sCniCncfIo().V1().NetworkAttachmentDefinitions()
-	s.nadList = nadInformer.Lister()
-	s.synced = []cache.InformerSynced{s.PodInformer.HasSynced, nadInformer.Informer().HasSynced}
+	s := &Source{client: client, nads: nads}
+	onNode := fields.OneTermEqualSelector("spec.nodeName", node).String()
+	s.PodInformer = newInformer(&corev1.Pod{}, trimPod, s.failed, &cache.ListWatch{
+		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = onNode
+			return client.CoreV1().Pods(metav1.NamespaceAll).List(context.Background(), o)
+		},
+		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = onNode
+			return client.CoreV1().Pods(metav1.NamespaceAll).Watch(context.Background(), o)
+		},
+	})
+	s.nadInf = newInformer(&nadv1.NetworkAttachmentDefinition{}, trimNAD, s.failed, &cache.ListWatch{
+		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+			return nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions(metav1.NamespaceAll).List(context.Background(), o)
+		},
+		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+			return nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions(metav1.NamespaceAll).Watch(context.Background(), o)
+		},
+	})
+	s.pods = corelisters.NewPodLister(s.PodInformer.GetIndexer())
+	s.nadList = nadlisters.NewNetworkAttachmentDefinitionLister(s.nadInf.GetIndexer())
 	return s
 }
 
-// trimPod keeps what multinet reads of a pod, so the cache stays small on busy nodes.
+// resyncCheck is how often an informer looks for handlers due a resync. Not 0: an informer
+// built with 0 ignores the resync period its handlers ask for (hot plug's 5 minutes).
+const resyncCheck = time.Hour
+
+// newInformer is a namespace-indexed informer; handlers added without a period of their own
+// get a resync every resyncCheck.
+func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.WatchErrorHandler, lw *cache.ListWatch) cache.SharedIndexInformer {
+	inf := cache.NewSharedIndexInformer(lw, obj, resyncCheck, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	// Neither call fails on an informer that has not started.
+	_ = inf.SetTransform(trim)
+	_ = inf.SetWatchErrorHandler(failed)
+	return inf
+}
+
+// trimPod keeps what multinet reads of a pod: its identity, annotations, deletion mark,
+// node and phase.
 func trimPod(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
-		pod.ManagedFields = nil
+		trimMeta(&pod.ObjectMeta)
 		pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName}
 		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase}
 	}
 	return obj, nil
 }
 
-// Start runs the informers until ctx ends and waits (bounded by ctx) for their first sync.
-func (s *Source) Start(ctx context.Context) error {
-	s.podInf.Start(ctx.Done())
-	s.nadInf.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
-		return fmt.Errorf("pod and NetworkAttachmentDefinition caches did not sync: %w", ctx.Err())
+// trimNAD keeps a NAD's identity, annotations and config.
+func trimNAD(obj any) (any, error) {
+	if nad, ok := obj.(*nadv1.NetworkAttachmentDefinition); ok {
+		trimMeta(&nad.ObjectMeta)
 	}
-	return nil
+	return obj, nil
 }
 
-// Synced reports whether the caches are filled.
-func (s *Source) Synced() bool {
-	for _, f := range s.synced {
-		if !f() {
-			return false
-		}
+// lastApplied is kubectl's copy of the whole object, as large as what it copies.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+func trimMeta(m *metav1.ObjectMeta) {
+	m.ManagedFields = nil
+	m.OwnerReferences = nil
+	delete(m.Annotations, lastApplied)
+}
+
+// failed records the caches' failure to list or watch (for Synced's error) and logs it as
+// client-go does.
+func (s *Source) failed(r *cache.Reflector, err error) {
+	s.mu.Lock()
+	s.listErr = err
+	s.mu.Unlock()
+	cache.DefaultWatchErrorHandler(r, err)
+}
+
+// Start runs the informers until ctx ends; it does not wait for them to fill.
+func (s *Source) Start(ctx context.Context) {
+	go s.PodInformer.Run(ctx.Done())
+	go s.nadInf.Run(ctx.Done())
+}
+
+// WaitForSync waits until the caches are filled or ctx ends, and reports whether they are.
+func (s *Source) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), s.PodInformer.HasSynced, s.nadInf.HasSynced)
+}
+
+// Synced is nil once the caches are filled; until then an error wrapping ErrNotSynced that
+// says whether the API server can be reached.
+func (s *Source) Synced() error {
+	if s.PodInformer.HasSynced() && s.nadInf.HasSynced() {
+		return nil
 	}
-	return true
+	s.mu.Lock()
+	err := s.listErr
+	s.mu.Unlock()
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w (first list from the API server in progress)", ErrNotSynced)
+	case errors.As(err, &status):
+		return fmt.Errorf("%w: the API server answers but the list failed: %w", ErrNotSynced, err)
+	default:
+		return fmt.Errorf("%w: the API server is not reachable: %w", ErrNotSynced, err)
+	}
 }
 
 // Pod returns the pod namespace/name; uid, when set, must match.

@@ -117,6 +117,23 @@ func WriteFile(t testing.TB, path, content string) {
 // Start runs multinetd and waits for its conflist (written once it is ready).
 func (n *Node) Start(t testing.TB, extraFlags ...string) {
 	t.Helper()
+	n.start(t, extraFlags...)
+	n.waitFor(t, "ready", func() bool {
+		_, err := os.Stat(filepath.Join(n.ConfDir, "00-multinet.conflist"))
+		return err == nil && n.serving()
+	})
+}
+
+// StartServing runs multinetd and waits for its socket only: a daemon whose caches cannot
+// fill (API server down) serves DEL at once, but is not ready and writes no conflist.
+func (n *Node) StartServing(t testing.TB, extraFlags ...string) {
+	t.Helper()
+	n.start(t, extraFlags...)
+	n.waitFor(t, "serving", n.serving)
+}
+
+func (n *Node) start(t testing.TB, extraFlags ...string) {
+	t.Helper()
 	bins := Binaries(t)
 	logf, err := os.OpenFile(filepath.Join(n.Dir, "multinetd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -137,21 +154,30 @@ func (n *Node) Start(t testing.TB, extraFlags ...string) {
 	n.daemon, n.exited = cmd, make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); logf.Close(); close(done) }(cmd, n.exited)
 	t.Cleanup(func() { n.Stop() })
+}
+
+// serving reports whether multinetd accepts connections on its socket.
+func (n *Node) serving() bool {
+	c, err := net.Dial("unix", n.Socket)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// waitFor polls cond for 30 s; multinetd exiting meanwhile fails the test.
+func (n *Node) waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(n.ConfDir, "00-multinet.conflist")); err == nil {
-			if c, err := net.Dial("unix", n.Socket); err == nil {
-				c.Close()
-				return
-			}
-		}
+	for !cond() {
 		select {
 		case <-n.exited:
 			t.Fatalf("multinetd exited during start:\n%s", n.Log())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("multinetd not ready in 30s:\n%s", n.Log())
+			t.Fatalf("multinetd not %s in 30s:\n%s", what, n.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -94,6 +94,7 @@ func TestCore(t *testing.T) {
 		{"GCRemovesForgottenSandboxes", testGCRemovesForgottenSandboxes},
 		{"SweepRemovesSandboxesWhoseNetnsIsGone", testSweep},
 		{"DelWithAPIServerStopped", testDelWithAPIServerStopped},
+		{"StartWithAPIServerDown", testStartWithAPIServerDown},
 		{"UnsupportedCNIVersionLeavesNothing", testUnsupportedCNIVersion},
 		{"ArgsThePluginCannotParseLeaveNothing", testArgsThePluginCannotParse},
 		{"IPAMTypeWithAPathRefused", testIPAMTypeWithAPathRefused},

@@ -1,0 +1,97 @@
+package podinfo
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
+	nadfake "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/fake"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+)
+
+func TestNotSyncedSaysTheAPIServerIsNotReachable(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1", Timeout: time.Second}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nads, err := nadclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(client, nads, "node-a")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Synced(); !errors.Is(err, ErrNotSynced) || !strings.Contains(err.Error(), "in progress") {
+		t.Fatalf("Synced before the first list = %v, want ErrNotSynced, first list in progress", err)
+	}
+	s.Start(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Synced()
+		if !errors.Is(err, ErrNotSynced) {
+			t.Fatalf("Synced with no API server = %v, want ErrNotSynced", err)
+		}
+		if strings.Contains(err.Error(), "the API server is not reachable") && strings.Contains(err.Error(), "127.0.0.1:1") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Synced with no API server = %v, want it to say the API server is not reachable", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestCachesHoldTrimmedObjects(t *testing.T) {
+	meta := func(name string, ann map[string]string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("uid-" + name),
+			Annotations: ann, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: meta("web", map[string]string{"k8s.v1.cni.cncf.io/networks": "blue", lastApplied: `{"big":"copy"}`}),
+		Spec:       corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1"},
+	}
+	nad := &nadv1.NetworkAttachmentDefinition{
+		ObjectMeta: meta("blue", map[string]string{lastApplied: `{"big":"copy"}`}),
+		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: `{"type":"bridge"}`},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Created, not given to the fake: its tracker would file it under another resource name.
+	nads := nadfake.NewSimpleClientset()
+	if _, err := nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions("ns").Create(ctx, nad, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := New(fake.NewClientset(pod), nads, "node-a")
+	s.Start(ctx)
+	if !s.WaitForSync(ctx) || s.Synced() != nil {
+		t.Fatalf("caches did not sync: %v", s.Synced())
+	}
+	got, err := s.Pod(ctx, "ns", "web", string(pod.UID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Annotations["k8s.v1.cni.cncf.io/networks"] != "blue" || got.Spec.NodeName != "node-a" || got.Status.Phase != corev1.PodRunning {
+		t.Errorf("cached pod lost what multinet reads: %+v", got)
+	}
+	if _, ok := got.Annotations[lastApplied]; ok || got.ManagedFields != nil || got.Spec.Containers != nil || got.Status.PodIP != "" {
+		t.Errorf("cached pod not trimmed: %+v", got)
+	}
+	gotNAD, err := s.NAD(ctx, "ns", "blue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gotNAD.Annotations[lastApplied]; ok || gotNAD.ManagedFields != nil || gotNAD.Spec.Config != nad.Spec.Config {
+		t.Errorf("cached NAD = %+v, want its config without managed fields and kubectl's copy", gotNAD)
+	}
+}
