@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,15 +121,20 @@ func (w *world) annotation(t *testing.T, sb *testbed.Sandbox) string {
 	return pod.Annotations[selection.NetworksAnnotation]
 }
 
-// wantPod checks the annotation and the interfaces in the pod's netns.
+// wantPod checks the annotation and waits for the interfaces in the pod's netns.
 func (w *world) wantPod(t *testing.T, sb *testbed.Sandbox, annotation string, links ...string) {
 	t.Helper()
 	if got := w.annotation(t, sb); got != annotation {
 		t.Errorf("pod %s annotation %q, want %q", sb.Pod.Name, got, annotation)
 	}
-	if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, links) {
-		t.Errorf("pod %s interfaces %v, want %v", sb.Pod.Name, got, links)
+	var got []string
+	// a plug retried by multinetd may be rolling back an interface when the edit lands
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = testbed.Links(t, sb.Netns); reflect.DeepEqual(got, links) {
+			return
+		}
 	}
+	t.Errorf("pod %s interfaces %v, want %v", sb.Pod.Name, got, links)
 }
 
 // isolation turns namespace isolation on in multinetd's ConfigMap, which diagnose reads (the
