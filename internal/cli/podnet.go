@@ -54,7 +54,7 @@ type PodNetworks struct {
 	State      string      `json:"state"`
 	Error      string      `json:"error,omitempty"`
 	Interfaces []Interface `json:"interfaces"`
-	Warning    *Warning    `json:"lastWarning,omitempty"`
+	Warning    *Warning    `json:"lastWarning,omitempty"` // multinet's newest Event, if a Warning, on a pod not converged
 	// elements are the parsed annotation; match[i] is the network-status index element i
 	// is attached as, or -1.
 	elements []nadv1.NetworkSelectionElement
@@ -90,13 +90,14 @@ func viewPod(pod *corev1.Pod, events []corev1.Event) *PodNetworks {
 				Network: elems[i].Namespace + "/" + elems[i].Name, State: IfPlugPending})
 		}
 	}
-	p.State = StateConverged
-	if len(extra) > 0 || slices.Contains(p.match, -1) {
+	switch {
+	case len(extra) == 0 && !slices.Contains(p.match, -1):
+		p.State, p.Warning = StateConverged, nil // a Warning from before is history
+	case p.Warning != nil:
+		p.State = StateFailed
+		markFailed(p.Interfaces, p.Warning.Reason)
+	default:
 		p.State = StatePending
-		if p.Warning != nil {
-			p.State = StateFailed
-			markFailed(p.Interfaces, p.Warning.Reason)
-		}
 	}
 	return p
 }
