@@ -7,9 +7,12 @@ package delegate
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 // Invocation is one attachment of one network to one sandbox interface.
@@ -35,8 +38,11 @@ func New(binDirs []string, cacheDir string, maxParallel int) *Runner {
 	if maxParallel < 1 {
 		maxParallel = 1
 	}
+	// libcni's own default executor, given here: left nil, libcni sets it on first use,
+	// which concurrent calls would race on.
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
 	return &Runner{
-		cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nil),
+		cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, exec),
 		sem: make(chan struct{}, maxParallel),
 	}
 }
