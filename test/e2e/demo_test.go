@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -77,6 +78,9 @@ func TestRealNodeDemo(t *testing.T) {
 		}
 	}
 
+	say("Their state, as an operator sees it: kubectl multinet status -n demo (the kubectl plugin, bin/kubectl-multinet)")
+	show(kubectlPlugin(t, c, "multinet", "status", "-n", "demo"))
+
 	say("Cleaning up: kubectl delete the Deployment, then the node is torn down and the host restored")
 	show(c.RunKubectl(t, "delete", "-f", "demo/deployment.yaml", "--wait=true"))
 	t.Cleanup(func() {
@@ -98,6 +102,19 @@ func showInterfaces(t *testing.T, c *testbed.Cluster, pod, ifname string, presen
 		}
 	}
 	t.Fatalf("pod %s: %s present=%v never reached:\n%s", pod, ifname, present, out)
+}
+
+// kubectlPlugin runs kubectl with multinet's binaries first on PATH, so `kubectl multinet`
+// finds the plugin as it does on an operator's machine.
+func kubectlPlugin(t *testing.T, c *testbed.Cluster, args ...string) string {
+	t.Helper()
+	cmd := c.KubectlCmd(t.Context(), args...)
+	cmd.Env = append(os.Environ(), "PATH="+testbed.Binaries(t)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // addresses turns `ip -4 -o addr show` into "  eth0   10.244.0.3/24" lines, loopback left out.
