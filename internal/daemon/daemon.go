@@ -237,7 +237,7 @@ func becomeReady(o Options, mgr *attach.Manager, m *metrics.Metrics, log *slog.L
 // releaseStartupPages gives back the pages of multinetd's code and read-only data that only
 // its start-up touched: client-go's registration of every API group's types and the first
 // lists map some 31 MiB of the binary (the kernel maps 64 KiB around each page touched), of
-// which later requests run 12 to 15. They are clean pages of the binary: the kernel reads
+// which later requests run 11 to 19. They are clean pages of the binary: the kernel reads
 // back those the daemon runs again. Kernels without MADV_PAGEOUT (before 5.4) keep them.
 func releaseStartupPages(log *slog.Logger) {
 	exe, err := os.Readlink("/proc/self/exe")
