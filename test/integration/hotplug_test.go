@@ -233,6 +233,9 @@ func testUnplugAfterNADDeleted(t *testing.T, cp *testbed.ControlPlane) {
 	}
 	e.annotate(t, sb, "blue")
 	e.waitLinks(t, sb, "eth0", "net1")
+	// network-status is written once the unplug's DEL returned; the bridge plugin deletes the
+	// link before it releases the address.
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue"})
 	if n := len(testbed.Allocations(t, e.IPAMDir)); n != 2 {
 		t.Errorf("%d addresses allocated, want 2", n)
 	}
