@@ -11,7 +11,6 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
@@ -101,9 +100,6 @@ func (m *Manager) networks(ctx context.Context, pod *corev1.Pod) ([]plan.Network
 		if err != nil {
 			return nil, err
 		}
-		if n.Serial, err = m.serialNAD(ctx, &elements[i]); err != nil {
-			return nil, err
-		}
 		nets = append(nets, n)
 	}
 	return nets, nil
@@ -114,21 +110,17 @@ func (m *Manager) networks(ctx context.Context, pod *corev1.Pod) ([]plan.Network
 // on the whole netns and must not run beside another network's.
 const AttachAnnotation = "multinet.io/attach"
 
-// serialNAD tells whether the element's NAD (found by resolveNAD just before, so in the
-// cache) opted out of parallel attach.
-func (m *Manager) serialNAD(ctx context.Context, el *nadv1.NetworkSelectionElement) (bool, error) {
-	nad, err := m.Pods.NAD(ctx, el.Namespace, el.Name)
-	if err != nil {
-		return false, fmt.Errorf("network %q: %w: %w", el.Namespace+"/"+el.Name, ErrTryAgain, err)
-	}
-	switch v := nad.Annotations[AttachAnnotation]; v {
+// serialNAD tells whether a NAD (key "namespace/name", its annotations) opted out of
+// parallel attach.
+func serialNAD(key string, annotations map[string]string) (bool, error) {
+	switch v := annotations[AttachAnnotation]; v {
 	case "", "parallel":
 		return false, nil
 	case "serial":
 		return true, nil
 	default:
 		return false, invalidf(types.ErrInvalidNetworkConfig, "network %q: annotation %s: %q is neither \"parallel\" nor \"serial\"",
-			el.Namespace+"/"+el.Name, AttachAnnotation, v)
+			key, AttachAnnotation, v)
 	}
 }
 

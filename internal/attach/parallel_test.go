@@ -14,9 +14,6 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/cniapi"
@@ -297,24 +294,11 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-type nadSource map[string]*nadv1.NetworkAttachmentDefinition
-
-func (s nadSource) Pod(context.Context, string, string, string) (*corev1.Pod, error) {
-	return nil, errors.New("no pods")
-}
-
-func (s nadSource) NAD(_ context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
-	return s[namespace+"/"+name], nil
-}
-
 // TestAttachAnnotation: a NAD's multinet.io/attach says serial or parallel; anything else is
 // refused as an invalid network config, naming the network.
 func TestAttachAnnotation(t *testing.T) {
 	for value, want := range map[string]bool{"": false, "parallel": false, "serial": true, "alone": false} {
-		nad := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns",
-			Annotations: map[string]string{AttachAnnotation: value}}}
-		m := New(Config{}, Deps{Pods: nadSource{"ns/n": nad}})
-		serial, err := m.serialNAD(context.Background(), &nadv1.NetworkSelectionElement{Name: "n", Namespace: "ns"})
+		serial, err := serialNAD("ns/n", map[string]string{AttachAnnotation: value})
 		if value == "alone" {
 			if err == nil || ToCNI(err).Code != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), "ns/n") {
 				t.Errorf("%q: err %v, want an invalid network config naming ns/n", value, err)

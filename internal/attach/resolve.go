@@ -123,5 +123,9 @@ func (m *Manager) resolveNAD(ctx context.Context, podNS string, el *nadv1.Networ
 	if err != nil {
 		return plan.Network{}, invalidf(types.ErrInvalidNetworkConfig, "network %q: spec.config: %v", key, err)
 	}
-	return plan.Network{Key: key, ConfList: list.Bytes, Element: el}, nil
+	serial, err := serialNAD(key, nad.Annotations)
+	if err != nil {
+		return plan.Network{}, err
+	}
+	return plan.Network{Key: key, ConfList: list.Bytes, Element: el, Serial: serial}, nil
 }
