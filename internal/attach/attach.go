@@ -39,9 +39,11 @@ type StatusWriter interface {
 	Set(pod status.PodRef, value string)
 }
 
-// RouteSetter moves a sandbox's default route onto a secondary interface.
+// RouteSetter moves a sandbox's default route onto a secondary interface, and checks it is
+// still there.
 type RouteSetter interface {
 	MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error
+	CheckDefaultRoute(netnsPath, ifname string, gw net.IP) error
 }
 
 // Config is what the node's operator chose.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/cniapi"
@@ -146,6 +148,25 @@ func (m *Manager) Check(ctx context.Context, in *cniapi.Request) error {
 		}
 		if err := m.Delegates.Check(ctx, invocation(sb, a)); err != nil {
 			return fmt.Errorf("pod %s: network %q (%s): CHECK: %w", req.pod, a.Network, a.IfName, err)
+		}
+		if err := m.checkDefaultRoute(sb, a); err != nil {
+			return fmt.Errorf("pod %s: network %q (%s): CHECK: %w", req.pod, a.Network, a.IfName, err)
+		}
+	}
+	return nil
+}
+
+// checkDefaultRoute verifies that an attachment which moved the pod's default route (its
+// element's default-route, recorded in Meta) still carries it: the plugins' own CHECK accepts
+// any default route.
+func (m *Manager) checkDefaultRoute(sb *checkpoint.Sandbox, a *checkpoint.Attachment) error {
+	gws := a.Meta["default-route"]
+	if gws == "" || m.Routes == nil {
+		return nil
+	}
+	for _, gw := range strings.Split(gws, ",") {
+		if err := m.Routes.CheckDefaultRoute(sb.Netns, a.IfName, net.ParseIP(gw)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -25,6 +25,38 @@ func MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error {
 	return ns.WithNetNSPath(netnsPath, func(ns.NetNS) error { return moveDefault(ifname, gwAddr) })
 }
 
+// CheckDefaultRoute verifies, inside the netns at netnsPath, that the default route of gw's
+// family goes via gw on ifname, as MoveDefaultRoute left it: CHECK of a pod whose
+// default-route element moved it.
+func CheckDefaultRoute(netnsPath, ifname string, gw net.IP) error {
+	gwAddr, ok := netip.AddrFromSlice(gw)
+	if !ok {
+		return fmt.Errorf("default-route: invalid gateway %q", gw)
+	}
+	gwAddr = gwAddr.Unmap()
+	return ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
+		link, err := lookupLink(ifname)
+		if err != nil {
+			return fmt.Errorf("default-route: %w", err)
+		}
+		main, err := tableRoutes(unix.RT_TABLE_MAIN)
+		if err != nil {
+			return fmt.Errorf("default-route: %w", err)
+		}
+		var found []string
+		for _, r := range main {
+			if !isDefault(r) || routeDst(r).Addr().Is4() != gwAddr.Is4() {
+				continue
+			}
+			if r.LinkIndex == link.Attrs().Index && addrOf(r.Gw) == gwAddr {
+				return nil
+			}
+			found = append(found, fmt.Sprintf("via %s (link %d)", r.Gw, r.LinkIndex))
+		}
+		return fmt.Errorf("default-route: the default route is not via %s on %s (found: %v)", gwAddr, ifname, found)
+	})
+}
+
 func moveDefault(ifname string, gw netip.Addr) error {
 	link, err := lookupLink(ifname)
 	if err != nil {

@@ -193,11 +193,26 @@ func testDefaultRouteSelection(t *testing.T, cp *testbed.ControlPlane) {
 	if got := routeLines(t, sb.Netns); !slices.Contains(got, "default via 10.30.1.1 dev net1 proto 109") {
 		t.Errorf("after a repeated ADD: %q", got)
 	}
+	// Someone moves the default route back to eth0: CHECK notices (the plugins' CHECK would not).
+	err := sb.Netns.Do(func(ns.NetNS) error {
+		eth0, err := netlinksafe.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return netlink.RouteReplace(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("10.30.244.1")})
+	})
+	if err != nil {
+		t.Fatalf("moving the default route back by hand: %v", err)
+	}
+	if err := e.Check(t, sb); err == nil || !strings.Contains(err.Error(), "default route is not via 10.30.1.1 on net1") ||
+		!strings.Contains(err.Error(), "/blue") {
+		t.Errorf("CHECK after the default route left net1 = %v, want an error naming blue, net1 and the gateway", err)
+	}
 
 	// Two elements asking for the default route: rejected before anything is attached.
 	two := e.NewSandbox(t, e.ns, "two", map[string]string{networks: `[{"name":"blue","default-route":["10.30.1.1"]},` +
 		`{"name":"green","default-route":["10.30.5.1"]}]`})
-	_, err := e.Add(t, two)
+	_, err = e.Add(t, two)
 	if err == nil {
 		t.Fatal("ADD with two default-route elements succeeded")
 	}
