@@ -42,6 +42,7 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		return nil, err
 	}
 	m.publish(req, sb)
+	m.announce(req, sb)
 	if m.AfterAdd != nil && req.pod.Name != "" {
 		m.AfterAdd(req.pod.Namespace, req.pod.Name, req.annotation)
 	}

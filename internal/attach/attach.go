@@ -57,6 +57,8 @@ type Config struct {
 	// ParallelAttach runs the delegates of a pod's secondary networks at once, on ADD and DEL
 	// (except those whose NAD says AttachAnnotation: serial); off, one after another.
 	ParallelAttach bool
+	// AddedEvents posts one Normal AddedInterface Event per pod ADD listing its interfaces.
+	AddedEvents bool
 }
 
 // Deps are the manager's edges.

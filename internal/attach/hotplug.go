@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/containernetworking/cni/pkg/types/create"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/multinet/multinet/internal/checkpoint"
@@ -165,7 +164,7 @@ func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, i
 			errs = append(errs, err)
 			continue
 		}
-		m.Events.Normal(podRef(req.pod), status.ReasonPlugged, plugMessage(sb, d))
+		m.Events.Normal(podRef(req.pod), status.ReasonPlugged, addedMessage(&sb.Attachments[sb.Find(d.IfName)]))
 	}
 	return errors.Join(errs...)
 }
@@ -174,19 +173,6 @@ func (m *Manager) observe(operation string, err error) {
 	if m.ObserveHotplug != nil {
 		m.ObserveHotplug(operation, err)
 	}
-}
-
-// plugMessage says what a plug attached: "Add net2 [10.1.0.5/24] from ns/blue".
-func plugMessage(sb *checkpoint.Sandbox, d plan.Delegate) string {
-	a := sb.Attachments[sb.Find(d.IfName)]
-	res, err := create.CreateFromBytes(a.Result)
-	if err == nil {
-		msg, err := status.AddedInterfaceMessage(status.Network{Name: a.Network, IfName: a.IfName, Result: res})
-		if err == nil {
-			return msg
-		}
-	}
-	return fmt.Sprintf("Add %s from %s", a.IfName, a.Network)
 }
 
 // save writes the record, or removes it once no attachment is left.

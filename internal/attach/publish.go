@@ -2,6 +2,7 @@ package attach
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
@@ -53,6 +54,31 @@ func (m *Manager) publish(req *request, sb *checkpoint.Sandbox) {
 		return
 	}
 	m.Annotations.Set(podRef(req.pod), value)
+}
+
+// announce posts one Normal AddedInterface Event listing every interface the pod got:
+// "Add eth0 [10.244.0.5/16] from cluster; Add net1 [10.1.0.5/24] from ns/storage".
+func (m *Manager) announce(req *request, sb *checkpoint.Sandbox) {
+	if !m.cfg.AddedEvents || req.pod.Name == "" {
+		return
+	}
+	var parts []string
+	for i := range sb.Attachments {
+		parts = append(parts, addedMessage(&sb.Attachments[i]))
+	}
+	if len(parts) > 0 {
+		m.Events.Normal(podRef(req.pod), status.ReasonAddedInterface, strings.Join(parts, "; "))
+	}
+}
+
+// addedMessage says what an attachment got: "Add net2 [10.1.0.5/24] from ns/blue".
+func addedMessage(a *checkpoint.Attachment) string {
+	if res, err := create.CreateFromBytes(a.Result); err == nil {
+		if msg, err := status.AddedInterfaceMessage(status.Network{Name: a.Network, IfName: a.IfName, Result: res}); err == nil {
+			return msg
+		}
+	}
+	return fmt.Sprintf("Add %s from %s", a.IfName, a.Network)
 }
 
 // networkStatus renders the annotation from the recorded results, in attachment order.

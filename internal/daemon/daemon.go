@@ -87,7 +87,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	defer leases.SetWarner(nil)
 	mgr := attach.New(attach.Config{ConfDir: o.CNIConfDir, DefaultNetwork: o.DefaultNetwork,
 		OwnConfName: install.ConfName, NamespaceIsolation: o.NamespaceIsolation, GlobalNamespaces: o.GlobalNamespaces,
-		ParallelAttach: o.ParallelAttach}, attach.Deps{
+		ParallelAttach: o.ParallelAttach, AddedEvents: o.AddedEvents}, attach.Deps{
 		Pods:      pods,
 		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,

@@ -42,6 +42,8 @@ type Options struct {
 	Hotplug            bool            `json:"hotplug"`
 	// ParallelAttach runs the delegates of a pod's secondary networks at once (ADD and DEL).
 	ParallelAttach bool `json:"parallelAttach"`
+	// AddedEvents posts one Normal AddedInterface Event per pod ADD listing its interfaces.
+	AddedEvents bool `json:"addedEvents"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -60,6 +62,7 @@ func Defaults() Options {
 		LogLevel:        "info",
 		Hotplug:         true,
 		ParallelAttach:  true,
+		AddedEvents:     true,
 	}
 }
 
@@ -86,6 +89,7 @@ func Parse(args []string) (Options, error) {
 	fs.BoolVar(&o.SyncCheckpoints, "sync-checkpoints", o.SyncCheckpoints, "fsync each ADD's intent record before calling delegates, so it survives a power loss too (false: a daemon crash only; saves one disk flush per ADD)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&o.Hotplug, "hotplug", o.Hotplug, "apply edits of a running pod's networks annotation: plug and unplug interfaces (false: interfaces change only when the pod is created)")
+	fs.BoolVar(&o.AddedEvents, "added-events", o.AddedEvents, "post one Normal AddedInterface Event per pod ADD listing every interface attached (false: network-status only; one API request less per ADD)")
 	fs.BoolVar(&o.ParallelAttach, "parallel-attach", o.ParallelAttach, "run the delegates of a pod's secondary networks at once, after its cluster network (DEL: before it); a NAD annotated multinet.io/attach: serial runs alone (false: one after another)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -202,6 +202,17 @@ func testExplicitNames(t *testing.T, cp *testbed.ControlPlane) {
 	if st[byIf["net2"]].Name != e.ns+"/green" || st[byIf["net1"]].Name != e.ns+"/red" {
 		t.Errorf("names/interfaces: %+v", st)
 	}
+	// One Normal Event lists what the pod got, for kubectl describe pod.
+	for _, ev := range e.WaitEvent(t, a.Pod, "AddedInterface") {
+		if ev.Reason != "AddedInterface" {
+			continue
+		}
+		for _, want := range []string{"Add eth0 [10.244.", "Add blue0 [10.10.1.77/24] from " + e.ns + "/blue", "Add net2 [", "from " + e.ns + "/red"} {
+			if !strings.Contains(ev.Message, want) {
+				t.Errorf("AddedInterface Event %q does not contain %q", ev.Message, want)
+			}
+		}
+	}
 	e.MustDel(t, a)
 	pod, err := cp.Client.CoreV1().Pods(e.ns).Get(testbed.Ctx(t), "named", metav1.GetOptions{})
 	if err != nil {
