@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -108,7 +109,8 @@ func showInterfaces(t *testing.T, c *testbed.Cluster, pod, ifname string, presen
 // finds the plugin as it does on an operator's machine.
 func kubectlPlugin(t *testing.T, c *testbed.Cluster, args ...string) string {
 	t.Helper()
-	cmd := c.KubectlCmd(t.Context(), args...)
+	// kubectl takes no flag before a plugin's name: --kubeconfig goes last, to the plugin.
+	cmd := exec.CommandContext(t.Context(), c.Kubectl, append(args, "--kubeconfig", c.Kubeconfig)...)
 	cmd.Env = append(os.Environ(), "PATH="+testbed.Binaries(t)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
