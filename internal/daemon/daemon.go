@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/multinet/multinet/internal/attach"
 	"github.com/multinet/multinet/internal/checkpoint"
@@ -32,6 +31,7 @@ import (
 	"github.com/multinet/multinet/internal/dhcp/ipam"
 	"github.com/multinet/multinet/internal/hotplug"
 	"github.com/multinet/multinet/internal/install"
+	"github.com/multinet/multinet/internal/kubeconfig"
 	"github.com/multinet/multinet/internal/metrics"
 	"github.com/multinet/multinet/internal/podinfo"
 	"github.com/multinet/multinet/internal/routes"
@@ -42,10 +42,11 @@ import (
 // Run serves until ctx ends. It returns an error only for what stops the daemon from starting.
 func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	m := metrics.New()
-	cfg, err := restConfig(o.Kubeconfig)
+	cfg, err := kubeconfig.RESTConfig(o.Kubeconfig, "multinetd")
 	if err != nil {
 		return err
 	}
+	cfg.QPS, cfg.Burst = 50, 100
 	cfg.Wrap(m.CountingTransport)
 	client, err := coreClientFor(cfg)
 	if err != nil {
@@ -280,22 +281,6 @@ func writeConflist(o Options, mgr *attach.Manager) error {
 	}
 	_, err = install.Conflist(o.CNIConfDir, list.CNIVersion, o.Socket)
 	return err
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes credentials (use --kubeconfig outside a cluster): %w", err)
-	}
-	cfg.UserAgent = "multinetd"
-	cfg.QPS, cfg.Burst = 50, 100
-	return cfg, nil
 }
 
 func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {

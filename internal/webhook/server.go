@@ -15,9 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/multinet/multinet/internal/kubeconfig"
 	"github.com/multinet/multinet/internal/webhook/certs"
 )
 
@@ -40,7 +39,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 // CA kept in the CA Secret and in the webhook configuration's caBundle) or read from files.
 func Serve(ctx context.Context, ln net.Listener, o Options, log *slog.Logger) error {
 	defer func() { _ = ln.Close() }() // closed by Shutdown already, or unused on error
-	cfg, err := restConfig(o.Kubeconfig)
+	cfg, err := kubeconfig.RESTConfig(o.Kubeconfig, "multinet-webhook")
 	if err != nil {
 		return err
 	}
@@ -132,19 +131,4 @@ func (l nadLookup) Exists(ctx context.Context, namespace, name string) (bool, er
 		return false, nil
 	}
 	return false, err
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes credentials (use --kubeconfig outside a cluster): %w", err)
-	}
-	cfg.UserAgent = "multinet-webhook"
-	return cfg, nil
 }
