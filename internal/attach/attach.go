@@ -16,6 +16,7 @@ import (
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/delegate"
 	"github.com/multinet/multinet/internal/keylock"
+	"github.com/multinet/multinet/internal/routes"
 	"github.com/multinet/multinet/internal/status"
 )
 
@@ -44,6 +45,7 @@ type StatusWriter interface {
 type RouteSetter interface {
 	MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error
 	CheckDefaultRoute(netnsPath, ifname string, gw net.IP) error
+	DefaultRoutes(netnsPath string) ([]routes.DefaultRoute, error)
 }
 
 // Config is what the node's operator chose.

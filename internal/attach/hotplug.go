@@ -115,7 +115,8 @@ func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandb
 	}
 	var errs []error
 	for i := len(ifnames) - 1; i >= 0; i-- {
-		network := sb.Attachments[sb.Find(ifnames[i])].Network
+		gone := sb.Attachments[sb.Find(ifnames[i])]
+		network := gone.Network
 		err := m.detachOne(ctx, sb, ifnames[i])
 		m.observe("unplug", err)
 		if err != nil {
@@ -124,6 +125,7 @@ func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandb
 			errs = append(errs, err)
 			continue
 		}
+		m.restoreDefaults(req, sb, &gone)
 		m.Log.Info("unplugged", "pod", req.pod.String(), "network", network, "ifname", ifnames[i], "containerID", sb.ContainerID)
 		m.Events.Normal(podRef(req.pod), status.ReasonUnplugged, fmt.Sprintf("Unplugged %s from %s", ifnames[i], network))
 	}

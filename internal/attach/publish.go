@@ -2,6 +2,7 @@ package attach
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -27,13 +28,21 @@ func checkDefaultRoutes(ds []plan.Delegate) error {
 	return nil
 }
 
+// replacedDefault is the key of an attachment's Meta listing the default routes its
+// default-route replaced, "ifname=gw,...", put back when it is unplugged.
+const replacedDefault = "replaced-default"
+
 // applyDefaultRoute moves the default route of each family the attachment names a gateway
-// for (one IPv4, one IPv6) onto it.
+// for (one IPv4, one IPv6) onto it, and records in its Meta the routes it replaced.
 func (m *Manager) applyDefaultRoute(req *request, sb *checkpoint.Sandbox, ds []plan.Delegate) error {
 	for _, d := range ds {
-		if len(d.DefaultRoute) > 0 && m.Routes == nil {
+		if len(d.DefaultRoute) == 0 {
+			continue
+		}
+		if m.Routes == nil {
 			return fmt.Errorf("network %q: default-route is not supported by this daemon", d.Network)
 		}
+		m.rememberDefaults(sb, &d)
 		for _, gw := range d.DefaultRoute {
 			if err := m.Routes.MoveDefaultRoute(sb.Netns, d.IfName, gw); err != nil {
 				return fmt.Errorf("network %q (%s): default route via %s: %w", d.Network, d.IfName, gw, err)
@@ -41,6 +50,43 @@ func (m *Manager) applyDefaultRoute(req *request, sb *checkpoint.Sandbox, ds []p
 		}
 	}
 	return nil
+}
+
+// rememberDefaults records in d's attachment the default routes of the families d moves, as
+// they are before the move (other interfaces' only).
+func (m *Manager) rememberDefaults(sb *checkpoint.Sandbox, d *plan.Delegate) {
+	i := sb.Find(d.IfName)
+	current, err := m.Routes.DefaultRoutes(sb.Netns)
+	if i < 0 || err != nil {
+		return
+	}
+	var kept []string
+	for _, r := range current {
+		for _, gw := range d.DefaultRoute {
+			if r.IfName != d.IfName && (r.GW.To4() != nil) == (gw.To4() != nil) {
+				kept = append(kept, r.IfName+"="+r.GW.String())
+			}
+		}
+	}
+	if len(kept) > 0 {
+		sb.Attachments[i].Meta[replacedDefault] = strings.Join(kept, ",")
+	}
+}
+
+// restoreDefaults puts back, after a hot unplug of a, the default routes its default-route
+// replaced, on interfaces still there. Best effort: a failure is logged and reported as an
+// Event, the unplug itself stands.
+func (m *Manager) restoreDefaults(req *request, sb *checkpoint.Sandbox, a *checkpoint.Attachment) {
+	if a.Meta[replacedDefault] == "" || m.Routes == nil {
+		return
+	}
+	for _, pair := range strings.Split(a.Meta[replacedDefault], ",") {
+		ifname, gw, _ := strings.Cut(pair, "=")
+		if err := m.Routes.MoveDefaultRoute(sb.Netns, ifname, net.ParseIP(gw)); err != nil {
+			m.warn(req, status.ReasonUnplugFailed, fmt.Errorf("pod %s: network %q (%s) unplugged, but the default route via %s on %s it had replaced could not be restored: %w",
+				req.pod, a.Network, a.IfName, gw, ifname, err))
+		}
+	}
 }
 
 // publish queues the pod's network-status annotation; it never blocks the ADD.

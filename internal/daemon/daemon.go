@@ -306,6 +306,10 @@ func (routeSetter) CheckDefaultRoute(netnsPath, ifname string, gw net.IP) error 
 	return routes.CheckDefaultRoute(netnsPath, ifname, gw)
 }
 
+func (routeSetter) DefaultRoutes(netnsPath string) ([]routes.DefaultRoute, error) {
+	return routes.DefaultRoutes(netnsPath)
+}
+
 // coreClient is a kubernetes.Interface of the core group alone, the only group multinetd
 // calls (pods, events): a full clientset links every group's typed client into the binary
 // (5 MB of code, 5 MiB of RSS). Any other group's method panics: a nil interface.

@@ -25,6 +25,39 @@ func MoveDefaultRoute(netnsPath, ifname string, gw net.IP) error {
 	return ns.WithNetNSPath(netnsPath, func(ns.NetNS) error { return moveDefault(ifname, gwAddr) })
 }
 
+// DefaultRoute is a default route found in a netns: its interface and gateway.
+type DefaultRoute struct {
+	IfName string
+	GW     net.IP
+}
+
+// DefaultRoutes lists the default routes (IPv4 and IPv6, main table, with a gateway) inside
+// the netns at netnsPath: what MoveDefaultRoute would replace, to be put back later.
+func DefaultRoutes(netnsPath string) ([]DefaultRoute, error) {
+	var out []DefaultRoute
+	err := ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
+		main, err := tableRoutes(unix.RT_TABLE_MAIN)
+		if err != nil {
+			return err
+		}
+		for _, r := range main {
+			if !isDefault(r) || r.Gw == nil || (r.Type != unix.RTN_UNICAST && r.Type != 0) {
+				continue
+			}
+			link, err := netlink.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				continue
+			}
+			out = append(out, DefaultRoute{IfName: link.Attrs().Name, GW: r.Gw})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("default routes: %w", err)
+	}
+	return out, nil
+}
+
 // CheckDefaultRoute verifies, inside the netns at netnsPath, that the default route of gw's
 // family goes via gw on ifname, as MoveDefaultRoute left it: CHECK of a pod whose
 // default-route element moved it.

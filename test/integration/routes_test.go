@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -193,6 +194,16 @@ func testDefaultRouteSelection(t *testing.T, cp *testbed.ControlPlane) {
 	if got := routeLines(t, sb.Netns); !slices.Contains(got, "default via 10.30.1.1 dev net1 proto 109") {
 		t.Errorf("after a repeated ADD: %q", got)
 	}
+	// Hot plug: "plain" asks for the default route on blue (a re-plug of blue), then no longer
+	// does (a re-plug again): the default route it had on eth0 comes back.
+	e.annotate(t, plain, `[{"name":"blue","default-route":["10.30.1.1"]}]`)
+	waitRoute(t, plain, "default via 10.30.1.1 dev net1 proto 109")
+	e.annotate(t, plain, "blue")
+	waitRoute(t, plain, "default via 10.30.244.1 dev eth0 proto 109")
+	if err := testbed.Ping(t, plain.Netns, peerB); err == nil {
+		t.Error("peer B still reachable: the default route did not go back to eth0")
+	}
+
 	// Someone moves the default route back to eth0: CHECK notices (the plugins' CHECK would not).
 	err := sb.Netns.Do(func(ns.NetNS) error {
 		eth0, err := netlinksafe.LinkByName("eth0")
@@ -402,6 +413,18 @@ func (e *env) wantWarning(t *testing.T, sb *testbed.Sandbox, reason string, want
 
 // routeLines lists the IPv4 routes of the main table in netns as
 // "<dst|default> [via <gw>] dev <if> proto <n>", sorted.
+// waitRoute waits until the pod's IPv4 routes include want.
+func waitRoute(t *testing.T, sb *testbed.Sandbox, want string) {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = routeLines(t, sb.Netns); slices.Contains(got, want) {
+			return
+		}
+	}
+	t.Fatalf("pod %s routes %q, want %q", sb.Pod.Name, got, want)
+}
+
 func routeLines(t *testing.T, netns ns.NetNS) []string {
 	t.Helper()
 	var out []string
