@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -40,15 +41,18 @@ func DefaultRoutes(netnsPath string) ([]DefaultRoute, error) {
 		if err != nil {
 			return err
 		}
+		links, err := netlinksafe.LinkList()
+		if err != nil {
+			return err
+		}
+		names := make(map[int]string, len(links))
+		for _, l := range links {
+			names[l.Attrs().Index] = l.Attrs().Name
+		}
 		for _, r := range main {
-			if !isDefault(r) || r.Gw == nil || (r.Type != unix.RTN_UNICAST && r.Type != 0) {
-				continue
+			if isDefault(r) && r.Gw != nil && (r.Type == unix.RTN_UNICAST || r.Type == 0) && names[r.LinkIndex] != "" {
+				out = append(out, DefaultRoute{IfName: names[r.LinkIndex], GW: r.Gw})
 			}
-			link, err := netlink.LinkByIndex(r.LinkIndex)
-			if err != nil {
-				continue
-			}
-			out = append(out, DefaultRoute{IfName: link.Attrs().Name, GW: r.Gw})
 		}
 		return nil
 	})
