@@ -31,7 +31,9 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		return nil, err
 	}
 	defer m.lock(req.ContainerID)()
+	done := m.phase("ADD", "plan")
 	delegates, err := m.planAdd(ctx, req)
+	done()
 	if err != nil {
 		m.warn(req, status.ReasonInvalidNetworkSelection, err)
 		return nil, err
@@ -41,11 +43,14 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		m.warn(req, status.ReasonNetworkSetupFailed, err)
 		return nil, err
 	}
+	done = m.phase("ADD", "publish")
 	m.publish(req, sb)
 	m.announce(req, sb)
 	if m.AfterAdd != nil && req.pod.Name != "" {
 		m.AfterAdd(req.pod.Namespace, req.pod.Name, req.annotation)
 	}
+	done()
+	defer m.phase("ADD", "result")()
 	return defaultResult(sb, req.version)
 }
 
@@ -147,7 +152,10 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 		recordIntent(sb, d)
 		ifnames[i] = d.IfName
 	}
-	if err := m.Store.Save(sb); err != nil {
+	done := m.phase(req.Command, "intent")
+	err = m.Store.Save(sb)
+	done()
+	if err != nil {
 		return nil, err
 	}
 	ran := map[string]bool{}
@@ -158,6 +166,8 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 		}
 	}()
 	var mu sync.Mutex // guards sb while a stage's delegates run
+	done = m.phase(req.Command, "delegates")
+	defer func() { done() }() // on every return: the failing stage counts too
 	for _, stage := range m.stages(sb, ifnames) {
 		for _, ifname := range stage {
 			ran[ifname] = true
@@ -170,7 +180,10 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 	if err := m.applyDefaultRoute(req, sb, delegates); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 	}
+	done()
+	done = func() {}
 	success = true
+	defer m.phase(req.Command, "record")()
 	return sb, m.Store.Update(sb)
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -78,6 +79,9 @@ type Deps struct {
 	// IPAMDNS, when set, gives the DNS an IPAM holds for an interface (the DHCP lease
 	// manager's), for network-status when the interface plugin dropped its IPAM's.
 	IPAMDNS func(containerID, ifname string) types.DNS
+	// ObservePhase, when set, is told how long each phase of a CNI verb took (multinetd's own
+	// work apart from the delegates: plan, intent, record, publish, result).
+	ObservePhase func(command, phase string, took time.Duration)
 	// ObserveHotplug, when set, is told how each plug ("plug") and unplug ("unplug") went.
 	ObserveHotplug func(operation string, err error)
 }
@@ -93,6 +97,15 @@ type Manager struct {
 // New wires a manager.
 func New(cfg Config, deps Deps) *Manager {
 	return &Manager{cfg: cfg, Deps: deps}
+}
+
+// phase times one phase of a CNI verb for ObservePhase; call the returned func at its end.
+func (m *Manager) phase(command, name string) func() {
+	if m.ObservePhase == nil {
+		return func() {}
+	}
+	start := time.Now()
+	return func() { m.ObservePhase(command, name, time.Since(start)) }
 }
 
 // lock serialises all work on one sandbox; the returned func unlocks.

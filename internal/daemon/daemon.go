@@ -92,7 +92,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Pods:      pods,
 		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
-		IPAMDNS: leases.DNS,
+		IPAMDNS: leases.DNS, ObservePhase: m.ObservePhase,
 	})
 	runHotplug, err := hotplugFor(o, pods, mgr, m, log)
 	if err != nil {

@@ -19,6 +19,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	api      *prometheus.CounterVec
+	phases   *prometheus.HistogramVec
 	dhcp     dhcpMetrics
 	hotplug  hotplugMetrics
 	ready    atomic.Bool
@@ -65,6 +66,11 @@ func New() *Metrics {
 			}),
 		},
 	}
+	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "multinet_cni_phase_seconds",
+		Help:    "Time of each phase of a CNI verb in multinetd: plan, intent (the durable record), delegates (the plugins), record, publish, result.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"command", "phase"})
 	m.hotplug = hotplugMetrics{
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "multinet_hotplug_operations_total",
@@ -84,7 +90,7 @@ func New() *Metrics {
 	m.dhcp.renewals.WithLabelValues("ok")
 	m.dhcp.renewals.WithLabelValues("failed")
 	m.reg.MustRegister(m.requests, m.duration, m.api, m.dhcp.held, m.dhcp.renewals, m.dhcp.lost,
-		m.hotplug.operations, m.hotplug.reconciles,
+		m.hotplug.operations, m.hotplug.reconciles, m.phases,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -93,6 +99,11 @@ func New() *Metrics {
 func (m *Metrics) ObserveCNI(command string, took time.Duration, err error) {
 	m.requests.WithLabelValues(command, result(err)).Inc()
 	m.duration.WithLabelValues(command).Observe(took.Seconds())
+}
+
+// ObservePhase records one phase of a CNI verb.
+func (m *Metrics) ObservePhase(command, phase string, took time.Duration) {
+	m.phases.WithLabelValues(command, phase).Observe(took.Seconds())
 }
 
 // ObserveHotplug records one plug or unplug ("plug", "unplug").

@@ -69,3 +69,12 @@ func TestHotplugMetricsOnTheEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestPhaseMetrics: the phases of a CNI verb, by command and phase.
+func TestPhaseMetrics(t *testing.T) {
+	m := metrics.New()
+	m.ObservePhase("ADD", "intent", 300*time.Microsecond)
+	if body := scrape(t, m); !strings.Contains(body, `multinet_cni_phase_seconds_bucket{command="ADD",phase="intent",le="0.0004"} 1`) {
+		t.Errorf("/metrics has no intent phase of ADD in the 0.4 ms bucket")
+	}
+}

@@ -60,9 +60,10 @@ func (bd *bed) latency(b *testing.B, tw *tabwriter.Writer) {
 }
 
 // daemonTime prints how long multinetd itself spent per ADD and DEL (mean, from its
-// histogram), since the last call: the rest of the overhead is the shim and the socket.
+// histogram), since the last call, and each phase of it (multinet_cni_phase_seconds: all but
+// "delegates" is multinetd's own work): the rest of the overhead is the shim and the socket.
 func (bd *bed) daemonTime(b *testing.B, tw *tabwriter.Writer, k int) {
-	now := bd.scrape(b, "multinet_cni_request_duration_seconds_")
+	now := bd.scrape(b, "multinet_cni_")
 	for _, cmd := range []string{"ADD", "DEL"} {
 		sumKey := fmt.Sprintf(`multinet_cni_request_duration_seconds_sum{command=%q}`, cmd)
 		countKey := fmt.Sprintf(`multinet_cni_request_duration_seconds_count{command=%q}`, cmd)
@@ -70,6 +71,13 @@ func (bd *bed) daemonTime(b *testing.B, tw *tabwriter.Writer, k int) {
 		if count > 0 {
 			fmt.Fprintf(tw, "  of which in multinetd (mean %s, %d secondary)\t%s\t-\t\n", cmd, k,
 				ms(time.Duration(sum/count*1e9)))
+		}
+		for _, phase := range []string{"plan", "intent", "delegates", "record", "publish", "result"} {
+			key := fmt.Sprintf(`multinet_cni_phase_seconds_%%s{command=%q,phase=%q}`, cmd, phase)
+			s, n := now[fmt.Sprintf(key, "sum")]-bd.last[fmt.Sprintf(key, "sum")], now[fmt.Sprintf(key, "count")]-bd.last[fmt.Sprintf(key, "count")]
+			if n > 0 {
+				fmt.Fprintf(tw, "    %s phase %s (mean)\t%.2f ms\t-\t\n", cmd, phase, s/n*1e3)
+			}
 		}
 	}
 	bd.last = now
