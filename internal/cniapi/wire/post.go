@@ -38,6 +38,10 @@ func Post(ctx context.Context, socket, path string, body []byte) ([]byte, error)
 	defer stop()
 	reply, err := exchange(conn, path, body)
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connection's deadline is ctx's own: its timer may fire a moment later.
+			<-ctx.Done()
+		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
