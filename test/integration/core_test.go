@@ -3,7 +3,9 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -21,6 +23,27 @@ const networks = "k8s.v1.cni.cncf.io/networks"
 func (n *env) bridgeNAD(name, bridge, subnet string) string {
 	return fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"bridge","bridge":%q,"ipMasq":false,"isGateway":false,
 		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, name, bridge, n.IPAMDir, subnet)
+}
+
+// scriptPlugin installs a test plugin of type typ in the node's bin dir: a shell script (the
+// "#!/bin/sh" line added), typically wrapping the real bridge plugin (bridgeBin).
+func (e *env) scriptPlugin(t *testing.T, typ, script string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(e.BinDir, typ), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bridgeBin is the real bridge plugin, for scriptPlugin's scripts to run.
+func (e *env) bridgeBin() string { return filepath.Join(e.BinDir, "bridge") }
+
+// scriptNAD creates NAD name: a bridge network on bridge br (removed at cleanup) with subnet,
+// whose plugin is typ (a scriptPlugin).
+func (e *env) scriptNAD(t *testing.T, name, typ, br, subnet string) {
+	t.Helper()
+	t.Cleanup(func() { testbed.DeleteLink(br) })
+	conf := strings.Replace(e.bridgeNAD(name, br, subnet), `"type":"bridge"`, `"type":"`+typ+`"`, 1)
+	e.CP.CreateNAD(t, e.ns, name, conf)
 }
 
 // macvlanNAD is a NAD config for macvlan (bridge mode) on master, host-local IPAM.

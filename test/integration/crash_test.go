@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,14 +21,9 @@ import (
 func (e *env) slowPlugin(t *testing.T) (started, done string) {
 	t.Helper()
 	started, done = filepath.Join(e.Dir, "slow-started"), filepath.Join(e.Dir, "slow-done")
-	script := fmt.Sprintf("#!/bin/sh\ntouch %s\nsleep 1.5\n%s \"$@\"\nrc=$?\ntouch %s\nexit $rc\n",
-		started, filepath.Join(e.BinDir, "bridge"), done)
-	if err := os.WriteFile(filepath.Join(e.BinDir, "slow"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testbed.DeleteLink("mns" + e.ID) })
-	conf := strings.Replace(e.bridgeNAD("slow", "mns"+e.ID, "10.10.7.0/24"), `"type":"bridge"`, `"type":"slow"`, 1)
-	e.CP.CreateNAD(t, e.ns, "slow", conf)
+	e.scriptPlugin(t, "slow", fmt.Sprintf("touch %s\nsleep 1.5\n%s \"$@\"\nrc=$?\ntouch %s\nexit $rc\n",
+		started, e.bridgeBin(), done))
+	e.scriptNAD(t, "slow", "slow", "mns"+e.ID, "10.10.7.0/24")
 	return started, done
 }
 

@@ -301,19 +301,13 @@ func testInvalidEditChangesNothing(t *testing.T, cp *testbed.ControlPlane) {
 func (e *env) slowNetwork(t *testing.T, name, br, subnet, verb string) (started, release string) {
 	t.Helper()
 	started, release = filepath.Join(e.Dir, name+"-started"), filepath.Join(e.Dir, name+"-release")
-	script := fmt.Sprintf(`#!/bin/sh
-if [ "$CNI_COMMAND" = %[4]s ]; then
+	e.scriptPlugin(t, "slow-"+name, fmt.Sprintf(`if [ "$CNI_COMMAND" = %[4]s ]; then
   touch %[1]s
   while [ ! -e %[2]s ]; do sleep 0.05; done
 fi
 exec %[3]s
-`, started, release, filepath.Join(e.BinDir, "bridge"), verb)
-	if err := os.WriteFile(filepath.Join(e.BinDir, "slow-"+name), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testbed.DeleteLink("mn" + br + e.ID) })
-	conf := strings.Replace(e.bridgeNAD(name, "mn"+br+e.ID, subnet), `"type":"bridge"`, `"type":"slow-`+name+`"`, 1)
-	e.CP.CreateNAD(t, e.ns, name, conf)
+`, started, release, e.bridgeBin(), verb))
+	e.scriptNAD(t, name, "slow-"+name, "mn"+br+e.ID, subnet)
 	return started, release
 }
 

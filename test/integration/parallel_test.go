@@ -22,17 +22,13 @@ import (
 func (e *env) tracePlugin(t *testing.T) string {
 	t.Helper()
 	trace := filepath.Join(e.Dir, "trace")
-	script := fmt.Sprintf(`#!/bin/sh
-echo "start $CNI_COMMAND $CNI_IFNAME" >> %[1]s
+	e.scriptPlugin(t, "trace", fmt.Sprintf(`echo "start $CNI_COMMAND $CNI_IFNAME" >> %[1]s
 case "$CNI_COMMAND $CNI_IFNAME" in "ADD net1") sleep 1.5 ;; ADD*|DEL*) sleep 0.8 ;; esac
 %[2]s "$@"
 rc=$?
 echo "done $CNI_COMMAND $CNI_IFNAME" >> %[1]s
 exit $rc
-`, trace, filepath.Join(e.BinDir, "bridge"))
-	if err := os.WriteFile(filepath.Join(e.BinDir, "trace"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+`, trace, e.bridgeBin()))
 	return trace
 }
 
@@ -153,10 +149,8 @@ func testParallelRollback(t *testing.T, cp *testbed.ControlPlane) {
 func testDelPartiallyAttached(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	e.threeNetworks(t)
-	t.Cleanup(func() { testbed.DeleteLink("mnk" + e.ID) })
 	marker := filepath.Join(e.Dir, "half-del-failed")
-	script := fmt.Sprintf(`#!/bin/sh
-# bridge whose ADD does its work and then fails, and whose first DEL fails with "try again later".
+	e.scriptPlugin(t, "half", fmt.Sprintf(`# bridge whose ADD does its work and then fails, and whose first DEL fails with "try again later".
 if [ "$CNI_COMMAND" = ADD ]; then
   %[2]s >/dev/null
   echo '{"cniVersion":"1.0.0","code":11,"msg":"half: failed after the link"}'
@@ -168,12 +162,8 @@ if [ "$CNI_COMMAND" = DEL ] && [ ! -e %[1]s ]; then
   exit 1
 fi
 exec %[2]s
-`, marker, filepath.Join(e.BinDir, "bridge"))
-	if err := os.WriteFile(filepath.Join(e.BinDir, "half"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := strings.Replace(e.bridgeNAD("half", "mnk"+e.ID, "10.10.8.0/24"), `"type":"bridge"`, `"type":"half"`, 1)
-	cp.CreateNAD(t, e.ns, "half", conf)
+`, marker, e.bridgeBin()))
+	e.scriptNAD(t, "half", "half", "mnk"+e.ID, "10.10.8.0/24")
 	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "blue,half,green"})
 	if _, err := e.Add(t, sb); err == nil || !strings.Contains(err.Error(), "half: failed after the link") {
 		t.Fatalf("ADD = %v, want the half network's error", err)

@@ -151,22 +151,16 @@ func (e *env) assertNothingLeftAfterDel(t *testing.T, sb *testbed.Sandbox) {
 func testDelegateFailsDelOnce(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	e.threeNetworks(t)
-	t.Cleanup(func() { testbed.DeleteLink("mnk" + e.ID) })
 	marker := filepath.Join(e.Dir, "flaky-failed-once")
-	script := fmt.Sprintf(`#!/bin/sh
-# A bridge plugin whose first DEL fails with "try again later".
+	e.scriptPlugin(t, "flaky", fmt.Sprintf(`# A bridge plugin whose first DEL fails with "try again later".
 if [ "$CNI_COMMAND" = DEL ] && [ ! -e %[1]s ]; then
   touch %[1]s
   echo '{"cniVersion":"1.0.0","code":11,"msg":"flaky: not now"}'
   exit 1
 fi
 exec %[2]s
-`, marker, filepath.Join(e.BinDir, "bridge"))
-	if err := os.WriteFile(filepath.Join(e.BinDir, "flaky"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := strings.Replace(e.bridgeNAD("flaky", "mnk"+e.ID, "10.10.8.0/24"), `"type":"bridge"`, `"type":"flaky"`, 1)
-	cp.CreateNAD(t, e.ns, "flaky", conf)
+`, marker, e.bridgeBin()))
+	e.scriptNAD(t, "flaky", "flaky", "mnk"+e.ID, "10.10.8.0/24")
 	sb := e.NewSandbox(t, e.ns, "p", map[string]string{networks: "blue,flaky"})
 	e.MustAdd(t, sb)
 	err := e.Del(t, sb)

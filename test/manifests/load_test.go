@@ -64,6 +64,11 @@ func loadFile(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeAll(data)
+}
+
+// decodeAll decodes a multi-document YAML stream, empty documents left out.
+func decodeAll(data []byte) ([]*unstructured.Unstructured, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var objs []*unstructured.Unstructured
 	for {

@@ -1,11 +1,8 @@
 package manifests
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -77,27 +73,6 @@ func render(t *testing.T, components ...string) []*unstructured.Unstructured {
 		t.Fatalf("kubectl kustomize with %v: %v", components, err)
 	}
 	return objs
-}
-
-func decodeAll(data []byte) ([]*unstructured.Unstructured, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []*unstructured.Unstructured
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		obj, err := decodeDoc(doc)
-		if err != nil {
-			return nil, err
-		}
-		if obj != nil {
-			objs = append(objs, obj)
-		}
-	}
 }
 
 // named tells whether objs hold an object of kind named name, and decodes it into out
