@@ -152,6 +152,7 @@ func startLeases(ctx context.Context, o Options, m *metrics.Metrics, log *slog.L
 		return nil, fmt.Errorf("set %s: %w", ipam.SocketEnv, err)
 	}
 	leases.SetObserver(m)
+	m.ReadyWhen("DHCP lease manager", leases.Ready)
 	leases.Start(ctx)
 	return leases, nil
 }

@@ -12,17 +12,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/multinet/multinet/internal/keylock"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/keylock"
 )
 
 // maxRenewing bounds the DHCP conversations renewals run at once (ADDs are bounded by the
@@ -37,12 +38,14 @@ type Manager struct {
 	sem   chan struct{}
 	locks keylock.Locks
 
-	mu   sync.Mutex
-	warn Warner
-	obs  Observer
-	held map[string]*held
-	ctx  context.Context // lifetime of the keepers, from Start
-	wg   sync.WaitGroup
+	mu      sync.Mutex
+	warn    Warner
+	obs     Observer // wrapped in a heartbeat that stamps renewed
+	held    map[string]*held
+	ctx     context.Context // lifetime of the keepers, from Start
+	started time.Time       // when Start had reloaded the leases (see Ready)
+	wg      sync.WaitGroup
+	renewed atomic.Int64 // UnixNano of the end of the last renewal conversation, or of Start
 }
 
 // Warner puts a Warning Event on a pod (uid may be empty).
@@ -94,14 +97,16 @@ func New(dir string, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{store: s, addrs: addrs, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
-		obs: noObserver{}, ctx: context.Background()}, nil
+	m := &Manager{store: s, addrs: addrs, log: log, sem: make(chan struct{}, maxRenewing), held: map[string]*held{},
+		ctx: context.Background()}
+	m.obs = heartbeat{noObserver{}, &m.renewed}
+	return m, nil
 }
 
 // SetObserver sets who counts leases, renewals and losses; call it before Start.
 func (m *Manager) SetObserver(o Observer) {
 	m.mu.Lock()
-	m.obs = o
+	m.obs = heartbeat{o, &m.renewed}
 	m.obs.DHCPLeasesHeld(len(m.held))
 	m.mu.Unlock()
 }
@@ -116,7 +121,9 @@ func (m *Manager) SetWarner(w Warner) {
 // Start reloads the leases kept on disk and keeps each one (an INIT-REBOOT first, since the
 // daemon may have missed a renewal) until DEL or until ctx ends.
 func (m *Manager) Start(ctx context.Context) {
+	m.mu.Lock()
 	m.ctx = ctx
+	m.mu.Unlock()
 	leases, errs := m.store.all()
 	for _, err := range errs {
 		m.log.Error("DHCP lease not reloaded", "err", err)
@@ -124,6 +131,7 @@ func (m *Manager) Start(ctx context.Context) {
 	for _, l := range leases {
 		m.keep(l, true)
 	}
+	m.markStarted(time.Now())
 	m.log.Info("DHCP leases reloaded", "count", len(leases), "dir", m.store.dir)
 }
 

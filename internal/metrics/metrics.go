@@ -5,6 +5,8 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +25,15 @@ type Metrics struct {
 	dhcp     dhcpMetrics
 	hotplug  hotplugMetrics
 	ready    atomic.Bool
+
+	mu     sync.Mutex
+	checks []readyCheck // more conditions of /readyz
+}
+
+// readyCheck is a condition of /readyz: check says why what is named is not ready, or nil.
+type readyCheck struct {
+	name  string
+	check func() error
 }
 
 // hotplugMetrics are hot plug's instruments.
@@ -138,8 +149,33 @@ func (m *Metrics) DHCPRenewal(ok bool) {
 // DHCPLeaseLost counts a lease the server no longer grants (once per loss).
 func (m *Metrics) DHCPLeaseLost() { m.dhcp.lost.Inc() }
 
-// SetReady flips /readyz.
+// SetReady flips /readyz: the caches are synced and multinet's conflist is written.
 func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }
+
+// ReadyWhen adds a condition to /readyz: check says why the component named is not ready,
+// or nil. /readyz answers 503 with every reason while SetReady is false or a check fails.
+func (m *Metrics) ReadyWhen(name string, check func() error) {
+	m.mu.Lock()
+	m.checks = append(m.checks, readyCheck{name, check})
+	m.mu.Unlock()
+}
+
+// notReady lists why the daemon is not ready; none when it is.
+func (m *Metrics) notReady() []string {
+	var why []string
+	if !m.ready.Load() {
+		why = append(why, "caches not synced or conflist not written")
+	}
+	m.mu.Lock()
+	checks := m.checks
+	m.mu.Unlock()
+	for _, c := range checks {
+		if err := c.check(); err != nil {
+			why = append(why, c.name+": "+err.Error())
+		}
+	}
+	return why
+}
 
 // CountingTransport wraps a client-go transport so every API request is counted.
 func (m *Metrics) CountingTransport(rt http.RoundTripper) http.RoundTripper {
@@ -164,8 +200,8 @@ func (m *Metrics) Handler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !m.ready.Load() {
-			http.Error(w, "not ready: caches not synced or socket not listening", http.StatusServiceUnavailable)
+		if why := m.notReady(); len(why) > 0 {
+			http.Error(w, "not ready: "+strings.Join(why, "; "), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -76,5 +77,32 @@ func TestPhaseMetrics(t *testing.T) {
 	m.ObservePhase("ADD", "intent", 300*time.Microsecond)
 	if body := scrape(t, m); !strings.Contains(body, `multinet_cni_phase_seconds_bucket{command="ADD",phase="intent",le="0.0004"} 1`) {
 		t.Errorf("/metrics has no intent phase of ADD in the 0.4 ms bucket")
+	}
+}
+
+// TestReadyzNamesEveryReason: /readyz is 503 until SetReady(true) and every check added with
+// ReadyWhen passes, and its body says which condition fails and why.
+func TestReadyzNamesEveryReason(t *testing.T) {
+	m := metrics.New()
+	leases := errors.New("DHCP leases not reloaded yet")
+	m.ReadyWhen("DHCP lease manager", func() error { return leases })
+	for _, c := range []struct {
+		ready  bool
+		leases error
+		code   int
+		body   string
+	}{
+		{false, leases, 503, "not ready: caches not synced or conflist not written; DHCP lease manager: DHCP leases not reloaded yet\n"},
+		{true, leases, 503, "not ready: DHCP lease manager: DHCP leases not reloaded yet\n"},
+		{false, nil, 503, "not ready: caches not synced or conflist not written\n"},
+		{true, nil, 200, "ok\n"},
+	} {
+		m.SetReady(c.ready)
+		leases = c.leases
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != c.code || rec.Body.String() != c.body {
+			t.Errorf("ready %t, leases %v: /readyz %d %q, want %d %q", c.ready, c.leases, rec.Code, rec.Body.String(), c.code, c.body)
+		}
 	}
 }
