@@ -33,11 +33,11 @@ const (
 )
 
 // multinetBinaries are the programs the multinet image holds, in /usr/local/bin; the first
-// ones are required (multinet-webhook is deploy/webhook's Deployment's), multinet-dhcp is
-// taken when it was built.
+// ones are required (multinet-webhook is deploy/webhook's Deployment's), multinet-dhcp and
+// multinet-ipam are taken when they were built.
 var (
 	multinetRequired = []string{"multinetd", "multinet", "multinet-routes", "multinet-webhook"}
-	multinetOptional = []string{"multinet-dhcp"}
+	multinetOptional = []string{"multinet-dhcp", "multinet-ipam"}
 )
 
 func main() {

@@ -31,6 +31,8 @@ import (
 	"github.com/multinet/multinet/internal/dhcp/ipam"
 	"github.com/multinet/multinet/internal/hotplug"
 	"github.com/multinet/multinet/internal/install"
+	mipam "github.com/multinet/multinet/internal/ipam"
+	"github.com/multinet/multinet/internal/ipam/blocks"
 	"github.com/multinet/multinet/internal/kubeconfig"
 	"github.com/multinet/multinet/internal/metrics"
 	"github.com/multinet/multinet/internal/podinfo"
@@ -98,6 +100,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	addrs, err := startAddresses(ctx, o, cfg, client, pods, m, log)
+	if err != nil {
+		return err
+	}
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
 	pods.Start(ctx)
@@ -110,7 +116,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		}
 	}()
 	go patcher.Run(ctx)
-	return serve(ctx, o, handler(o, gatedAdd{mgr, pods}, leases, m, log), mgr, synced, m, log)
+	return serve(ctx, o, handler(o, gatedAdd{mgr, pods}, leases, addrs, m, log), mgr, synced, m, log)
 }
 
 // gatedAdd is the manager with ADD held back until the pod and NAD caches are synced:
@@ -157,6 +163,23 @@ func startLeases(ctx context.Context, o Options, m *metrics.Metrics, log *slog.L
 	return leases, nil
 }
 
+// startAddresses reloads multinet-ipam's records and runs its write-back and reconciler; the
+// IPBlock informer starts with the first multinet-ipam request.
+func startAddresses(ctx context.Context, o Options, cfg *rest.Config, client kubernetes.Interface, pods *podinfo.Source,
+	m *metrics.Metrics, log *slog.Logger) (*mipam.Manager, error) {
+	api, err := blocks.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("IPBlock client: %w", err)
+	}
+	addrs, err := mipam.New(o.NodeName, filepath.Join(o.StateDir, "ipam"), mipam.Settings{NoSync: !o.SyncCheckpoints},
+		mipam.Deps{API: api, Pods: pods, Nodes: mipam.KubeNodes{Client: client.CoreV1()}, Obs: m, Log: log.With("component", "ipam")})
+	if err != nil {
+		return nil, err
+	}
+	addrs.Start(ctx)
+	return addrs, nil
+}
+
 // podWarner makes the lease manager's warnings pod Events.
 func podWarner(events status.EventRecorder) dhcp.Warner {
 	return func(namespace, name, uid, reason, message string) {
@@ -164,12 +187,14 @@ func podWarner(events status.EventRecorder) dhcp.Warner {
 	}
 }
 
-// handler serves the shim on cniapi.Path and the DHCP lease manager on ipam.Path. Both speak
-// the same protocol, so both are a server (decoding, limits, CNI errors); the mux routes.
-func handler(o Options, mgr server.Handler, leases *dhcp.Manager, m *metrics.Metrics, log *slog.Logger) http.Handler {
+// handler serves the shim on cniapi.Path, the DHCP lease manager on ipam.Path and the
+// cluster-wide address manager on ipam.ClusterPath. All speak the same protocol, so each is a
+// server (decoding, limits, CNI errors); the mux routes.
+func handler(o Options, mgr server.Handler, leases *dhcp.Manager, addrs *mipam.Manager, m *metrics.Metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(cniapi.Path, server.New(mgr, attach.ToCNI, m.ObserveCNI, o.RequestTimeout.Duration, log))
 	mux.Handle(ipam.Path, server.New(leases, dhcp.ToCNI, nil, o.RequestTimeout.Duration, log))
+	mux.Handle(ipam.ClusterPath, server.New(addrs, mipam.ToCNI, nil, o.RequestTimeout.Duration, log))
 	return mux
 }
 

@@ -1,4 +1,4 @@
-// Package install puts multinet on a node: the shim binary, multinet-routes and multinet-dhcp into the CNI
+// Package install puts multinet on a node: the shim binary and multinet-routes, multinet-dhcp, multinet-ipam into the CNI
 // bin dir (atomically: written beside, then renamed over, never copied onto a file a runtime
 // may be executing) and multinet's own conflist into the CNI conf dir. The conflist is
 // written once the daemon is ready and is left in place when the daemon stops, so kubelet
@@ -18,12 +18,12 @@ import (
 const ConfName = "00-multinet.conflist"
 
 // Binaries installs the shim binary src as binDir/multinet, and multinet's own plugins found
-// beside it (multinet-routes, multinet-dhcp) under their names, each unless an identical one is there.
+// beside it (multinet-routes, multinet-dhcp, multinet-ipam) under their names, each unless an identical one is there.
 func Binaries(src, binDir string) error {
 	if err := install(src, filepath.Join(binDir, "multinet")); err != nil {
 		return err
 	}
-	for _, name := range []string{"multinet-routes", "multinet-dhcp"} {
+	for _, name := range []string{"multinet-routes", "multinet-dhcp", "multinet-ipam"} {
 		plugin := filepath.Join(filepath.Dir(src), name)
 		if _, err := os.Stat(plugin); err != nil {
 			continue

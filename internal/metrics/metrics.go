@@ -24,6 +24,7 @@ type Metrics struct {
 	phases   *prometheus.HistogramVec
 	dhcp     dhcpMetrics
 	hotplug  hotplugMetrics
+	ipam     ipamMetrics
 	ready    atomic.Bool
 
 	mu     sync.Mutex
@@ -40,6 +41,14 @@ type readyCheck struct {
 type hotplugMetrics struct {
 	operations *prometheus.CounterVec
 	reconciles *prometheus.HistogramVec
+}
+
+// ipamMetrics are the cluster-wide address manager's instruments.
+type ipamMetrics struct {
+	allocations *prometheus.CounterVec
+	releases    prometheus.Counter
+	claimed     prometheus.Counter
+	reclaimed   *prometheus.CounterVec
 }
 
 // dhcpMetrics are the lease manager's instruments.
@@ -98,10 +107,32 @@ func New() *Metrics {
 		m.hotplug.operations.WithLabelValues("unplug", r)
 		m.hotplug.reconciles.WithLabelValues(r)
 	}
+	m.ipam = ipamMetrics{
+		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "multinet_ipam_allocations_total",
+			Help: "Addresses multinet-ipam handed out, by where (local: a block this node owns; borrowed: another node's block, by compare-and-swap).",
+		}, []string{"block"}),
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "multinet_ipam_releases_total", Help: "Addresses multinet-ipam freed (DEL, GC, a failed ADD, a reclaim).",
+		}),
+		claimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "multinet_ipam_blocks_claimed_total", Help: "IPBlocks this node claimed.",
+		}),
+		reclaimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "multinet_ipam_reclaimed_total",
+			Help: "Addresses freed that nobody released, by kind (pod: gone without DEL; hold: a StatefulSet hold expired; node: a deleted node's).",
+		}, []string{"kind"}),
+	}
+	for _, k := range []string{"pod", "hold", "node"} {
+		m.ipam.reclaimed.WithLabelValues(k)
+	}
+	m.ipam.allocations.WithLabelValues("local")
+	m.ipam.allocations.WithLabelValues("borrowed")
 	m.dhcp.renewals.WithLabelValues("ok")
 	m.dhcp.renewals.WithLabelValues("failed")
 	m.reg.MustRegister(m.requests, m.duration, m.api, m.dhcp.held, m.dhcp.renewals, m.dhcp.lost,
 		m.hotplug.operations, m.hotplug.reconciles, m.phases,
+		m.ipam.allocations, m.ipam.releases, m.ipam.claimed, m.ipam.reclaimed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -148,6 +179,24 @@ func (m *Metrics) DHCPRenewal(ok bool) {
 
 // DHCPLeaseLost counts a lease the server no longer grants (once per loss).
 func (m *Metrics) DHCPLeaseLost() { m.dhcp.lost.Inc() }
+
+// IPAMAllocated counts an address handed out.
+func (m *Metrics) IPAMAllocated(borrowed bool) {
+	where := "local"
+	if borrowed {
+		where = "borrowed"
+	}
+	m.ipam.allocations.WithLabelValues(where).Inc()
+}
+
+// IPAMReleased counts an address freed.
+func (m *Metrics) IPAMReleased() { m.ipam.releases.Inc() }
+
+// IPAMBlockClaimed counts a block claimed.
+func (m *Metrics) IPAMBlockClaimed() { m.ipam.claimed.Inc() }
+
+// IPAMReclaimed counts an address freed that nobody released.
+func (m *Metrics) IPAMReclaimed(kind string) { m.ipam.reclaimed.WithLabelValues(kind).Inc() }
 
 // SetReady flips /readyz: the caches are synced and multinet's conflist is written.
 func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }

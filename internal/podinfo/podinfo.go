@@ -93,11 +93,15 @@ func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.Watc
 	return inf
 }
 
-// trimPod keeps what multinet reads of a pod: its identity, annotations, deletion mark,
+// trimPod keeps what multinet reads of a pod: its identity, annotations, controller, deletion mark,
 // node and phase.
 func trimPod(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
+		ctl := metav1.GetControllerOfNoCopy(pod) // multinet-ipam holds a StatefulSet pod's addresses
 		trimMeta(&pod.ObjectMeta)
+		if ctl != nil {
+			pod.OwnerReferences = []metav1.OwnerReference{*ctl}
+		}
 		pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName}
 		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase}
 	}

@@ -40,7 +40,8 @@ const (
 
 // needed is every request multinetd makes: informers on pods (of its node, by field selector:
 // RBAC sees a cluster-wide list/watch) and NADs, a get of a pod or NAD younger than the
-// cache, the network-status patch, Events, and a get of its Node.
+// cache, the network-status patch, Events, a get of a Node, and multinet-ipam's IPBlocks
+// (an informer, create, compare-and-swap update, delete).
 var needed = []access{
 	{"list", "", "pods", ""}, {"watch", "", "pods", ""}, {"get", "", "pods", someNS},
 	{"patch", "", "pods", someNS},
@@ -48,7 +49,11 @@ var needed = []access{
 	{"create", "", "events", someNS}, {"patch", "", "events", someNS},
 	{"create", "events.k8s.io", "events", someNS}, {"patch", "events.k8s.io", "events", someNS},
 	{"get", "", "nodes", ""},
+	{"list", ipamGroup, "ipblocks", ""}, {"watch", ipamGroup, "ipblocks", ""}, {"get", ipamGroup, "ipblocks", ""},
+	{"create", ipamGroup, "ipblocks", ""}, {"update", ipamGroup, "ipblocks", ""}, {"delete", ipamGroup, "ipblocks", ""},
 }
+
+const ipamGroup = "ipam.multinet.io"
 
 // forbidden is a sample of what least privilege rules out.
 var forbidden = []access{
@@ -58,6 +63,7 @@ var forbidden = []access{
 	{"create", nadGroup, nads, someNS}, {"delete", nadGroup, nads, someNS},
 	{"delete", "", "events", someNS}, {"update", "", "nodes", ""}, {"get", "", "configmaps", someNS},
 	{"list", "", "nodes", ""}, {"watch", "", "nodes", ""}, {"patch", "", "nodes", ""},
+	{"patch", ipamGroup, "ipblocks", ""}, {"deletecollection", ipamGroup, "ipblocks", ""},
 }
 
 // checkRBAC impersonates the DaemonSet's ServiceAccount and asks the API server, with

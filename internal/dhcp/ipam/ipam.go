@@ -1,6 +1,7 @@
-// Package ipam is the multinet-dhcp CNI IPAM plugin: it holds no state and makes no decision,
-// it forwards each invocation to multinetd's lease manager over the daemon's unix socket and
-// relays the answer. The socket is $MULTINET_SOCKET (set by multinetd for every plugin it
+// Package ipam is the body of multinet's IPAM plugins, multinet-dhcp and multinet-ipam: they
+// hold no state and make no decision, they forward each invocation to multinetd (the DHCP
+// lease manager, the cluster-wide address manager) over the daemon's unix socket and relay
+// the answer. The socket is $MULTINET_SOCKET (set by multinetd for every plugin it
 // runs), else the ipam "socket" field, else /run/multinet/multinet.sock.
 package ipam
 
@@ -22,6 +23,22 @@ import (
 // Path is where multinetd serves the lease manager on its socket.
 const Path = "/dhcp"
 
+// ClusterPath is where multinetd serves the cluster-wide address manager (multinet-ipam).
+const ClusterPath = "/ipam"
+
+// Plugin is one of the forwarding plugins.
+type Plugin struct {
+	Name  string // the plugin's type, in errors
+	Path  string // where multinetd serves it
+	About string // the plugin's about line
+}
+
+// DHCP and Cluster are multinet-dhcp and multinet-ipam.
+var (
+	DHCP    = Plugin{Name: "multinet-dhcp", Path: Path, About: "multinet-dhcp: DHCP IPAM served by multinetd"}
+	Cluster = Plugin{Name: "multinet-ipam", Path: ClusterPath, About: "multinet-ipam: cluster-wide IPAM served by multinetd"}
+)
+
 // SocketEnv names the environment variable multinetd sets to its socket.
 const SocketEnv = "MULTINET_SOCKET"
 
@@ -32,33 +49,41 @@ const errPluginNotAvailable = 50
 // by the network's "timeout".
 const callTimeout = 5 * time.Minute
 
+// Main is multinet-dhcp's main.
+func Main() { DHCP.Main() }
+
 // Main is the plugin's main.
-func Main() {
+func (p Plugin) Main() {
 	fwd := func(command string) func(*skel.CmdArgs) error {
 		return func(args *skel.CmdArgs) error {
 			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 			defer cancel()
-			return Forward(ctx, command, args, os.Getenv(SocketEnv), os.Stdout)
+			return p.Forward(ctx, command, args, os.Getenv(SocketEnv), os.Stdout)
 		}
 	}
 	skel.PluginMainFuncs(skel.CNIFuncs{Add: fwd("ADD"), Del: fwd("DEL"), Check: fwd("CHECK"), GC: fwd("GC"),
-		Status: fwd("STATUS")}, version.All, "multinet-dhcp: DHCP IPAM served by multinetd")
+		Status: fwd("STATUS")}, version.All, p.About)
+}
+
+// Forward sends one invocation to multinet-dhcp's side of the daemon at socket.
+func Forward(ctx context.Context, command string, args *skel.CmdArgs, socket string, out io.Writer) error {
+	return DHCP.Forward(ctx, command, args, socket, out)
 }
 
 // Forward sends one invocation to the daemon at socket (empty: from the config) and writes
 // its result to out.
-func Forward(ctx context.Context, command string, args *skel.CmdArgs, socket string, out io.Writer) error {
+func (p Plugin) Forward(ctx context.Context, command string, args *skel.CmdArgs, socket string, out io.Writer) error {
 	if socket == "" {
 		socket = socketFromConf(args.StdinData)
 	}
-	resp, err := cniapi.Call(ctx, socket, Path, cniapi.NewRequest(command, args))
+	resp, err := cniapi.Call(ctx, socket, p.Path, cniapi.NewRequest(command, args))
 	if err != nil {
 		code := uint(types.ErrTryAgainLater)
 		if command == "STATUS" {
 			code = errPluginNotAvailable
 		}
 		return types.NewError(code,
-			fmt.Sprintf("multinet-dhcp: multinetd is not reachable at %s (is the multinet DaemonSet running on this node?)", socket),
+			fmt.Sprintf("%s: multinetd is not reachable at %s (is the multinet DaemonSet running on this node?)", p.Name, socket),
 			err.Error())
 	}
 	return resp.Relay(out)

@@ -1,0 +1,101 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/multinet/multinet/internal/ipam/blocks"
+)
+
+// startInformer starts watching the IPBlocks, once.
+func (m *Manager) startInformer() {
+	m.startOnce.Do(func() {
+		m.inf = blocks.NewInformer(m.deps.API, 0)
+		_, _ = m.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    m.seen,
+			UpdateFunc: func(_, obj any) { m.seen(obj) },
+			DeleteFunc: m.gone,
+		})
+		go m.inf.Run(m.ctx.Done())
+		go func() {
+			if cache.WaitForCacheSync(m.ctx.Done(), m.inf.HasSynced) {
+				close(m.infReady)
+			}
+		}()
+	})
+}
+
+// waitInformer starts the informer if need be and waits until it has listed the blocks.
+func (m *Manager) waitInformer(ctx context.Context) error {
+	m.startInformer()
+	select {
+	case <-m.infReady:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("IPBlocks not listed from the API server yet: %w: %w", ctx.Err(), errTryAgain)
+	}
+}
+
+// synced reports whether the informer has listed the blocks.
+func (m *Manager) synced() bool {
+	select {
+	case <-m.infReady:
+		return true
+	default:
+		return false
+	}
+}
+
+// seen keeps the newest version of the node's blocks and answers share requests.
+func (m *Manager) seen(obj any) {
+	o, ok := obj.(*blocks.IPBlock)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.blocks[o.Name]
+	if b == nil {
+		if o.Spec.Node != m.node && !m.hasEntries(o) {
+			return
+		}
+		// The node's own block, or one with entries of the node that it has no record of
+		// (a crash between a compare-and-swap and the record): the flusher sets it right.
+		b = m.blockFor(o.Name, o.Spec.Pool, o.Spec.CIDR)
+		b.dirty = true
+	}
+	b.obj = o
+	if o.Spec.Node == m.node && !o.Spec.Shared && len(o.Spec.ShareWanted) > 0 && !b.sharing {
+		b.sharing, b.dirty = true, true
+		m.deps.Log.Info("ipam block shared on request", "block", o.Name, "asked by", o.Spec.ShareWanted)
+		m.kickFlusher()
+	}
+}
+
+func (m *Manager) gone(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	o, ok := obj.(*blocks.IPBlock)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b := m.blocks[o.Name]; b != nil {
+		b.obj = nil
+		b.dirty = true
+	}
+}
+
+// hasEntries reports whether the block's object lists addresses of this node.
+func (m *Manager) hasEntries(o *blocks.IPBlock) bool {
+	for _, e := range o.Spec.Allocations {
+		if e.Node == m.node {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,362 @@
+package ipam
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/ipam/blocks"
+	"github.com/multinet/multinet/internal/ipam/pool"
+	"github.com/multinet/multinet/internal/keylock"
+)
+
+// Settings tune the manager; zero values take the defaults.
+type Settings struct {
+	FlushInterval   time.Duration // how often changed blocks are written back (default 2s)
+	ShareWait       time.Duration // how long a borrower waits for an owner to share a block (default 10s)
+	Grace           time.Duration // a pod gone this long has its addresses reclaimed (default 5m)
+	ReclaimInterval time.Duration // how often the reconciler runs (default 1m)
+	NoSync          bool          // records are not fsynced (tests and benchmarks only)
+}
+
+func (s *Settings) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&s.FlushInterval, 2*time.Second)
+	def(&s.ShareWait, 10*time.Second)
+	def(&s.Grace, 5*time.Minute)
+	def(&s.ReclaimInterval, time.Minute)
+}
+
+// Pods finds a pod (podinfo.Source): the StatefulSet test and the reconciler's "is it gone".
+type Pods interface {
+	Pod(ctx context.Context, namespace, name, uid string) (*corev1.Pod, error)
+}
+
+// Nodes answers the reconciler's questions about other nodes.
+type Nodes interface {
+	NodeExists(ctx context.Context, name string) (bool, error)
+	PodsOnNode(ctx context.Context, name string) (bool, error)
+}
+
+// Observer counts what the manager does: multinetd's Prometheus metrics.
+type Observer interface {
+	IPAMAllocated(borrowed bool)
+	IPAMReleased()
+	IPAMBlockClaimed()
+	IPAMReclaimed(kind string) // "pod", "hold" or "node"
+}
+
+type noObserver struct{}
+
+func (noObserver) IPAMAllocated(bool)   {}
+func (noObserver) IPAMReleased()        {}
+func (noObserver) IPAMBlockClaimed()    {}
+func (noObserver) IPAMReclaimed(string) {}
+
+// Deps are the manager's edges.
+type Deps struct {
+	API   blocks.Client
+	Pods  Pods  // nil: no StatefulSet holds, no pod-gone reclaim
+	Nodes Nodes // nil: no reclaim of deleted nodes
+	Obs   Observer
+	Log   *slog.Logger
+}
+
+// Manager allocates multinet-ipam addresses for one node.
+type Manager struct {
+	node  string
+	set   Settings
+	deps  Deps
+	store store
+	locks keylock.Locks // one ADD/DEL per interface at a time
+
+	startOnce sync.Once
+	inf       cache.SharedIndexInformer
+	infReady  chan struct{}
+	kick      chan struct{}
+	flushMu   sync.Mutex // one Flush at a time
+	ctx       context.Context
+
+	mu      sync.Mutex
+	recs    map[string]*record   // by pool and address (recKey)
+	owners  map[string][]*record // in use, by interface (owner)
+	holds   map[string]*record   // held, by pool, pod and interface (holdKey)
+	blocks  map[string]*block    // blocks this node owns or holds records in, by name
+	pending map[string]bool      // recKeys being allocated
+	missing map[string]time.Time // pods seen gone by the reconciler, since
+}
+
+func recKey(poolID string, a netip.Addr) string { return poolID + "|" + a.String() }
+
+func holdKey(poolID, pod, ifname string) string { return poolID + "|" + pod + "|" + ifname }
+
+// New opens the node's records in dir. Call Start before serving.
+func New(node, dir string, set Settings, deps Deps) (*Manager, error) {
+	set.defaults()
+	if deps.Obs == nil {
+		deps.Obs = noObserver{}
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	s, err := openStore(dir, !set.NoSync)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{node: node, set: set, deps: deps, store: s, infReady: make(chan struct{}), kick: make(chan struct{}, 1),
+		ctx: context.Background(), recs: map[string]*record{}, owners: map[string][]*record{}, holds: map[string]*record{},
+		blocks: map[string]*block{}, pending: map[string]bool{}, missing: map[string]time.Time{}}, nil
+}
+
+// Start reloads the node's records and runs the flusher and the reconciler until ctx ends.
+// The block informer starts with the first request, or now if there are records: a node
+// whose pods never use multinet-ipam never watches blocks.
+func (m *Manager) Start(ctx context.Context) {
+	m.ctx = ctx
+	recs, errs := m.store.all()
+	for _, err := range errs {
+		m.deps.Log.Error("ipam record not reloaded", "err", err)
+	}
+	m.mu.Lock()
+	for _, r := range recs {
+		m.addRecord(r)
+	}
+	m.mu.Unlock()
+	if len(recs) > 0 {
+		m.deps.Log.Info("ipam records reloaded", "count", len(recs), "dir", m.store.dir)
+		m.startInformer()
+	}
+	go m.runFlusher(ctx)
+	go m.runReconciler(ctx)
+}
+
+// addRecord indexes r; the caller holds mu.
+func (m *Manager) addRecord(r *record) {
+	m.recs[recKey(r.Pool, r.Addr)] = r
+	if r.held() {
+		m.holds[holdKey(r.Pool, r.Pod, r.IfName)] = r
+	} else {
+		m.owners[r.owner()] = append(m.owners[r.owner()], r)
+	}
+	b := m.blockFor(r.Block, r.Pool, r.CIDR)
+	b.dirty = true
+}
+
+// dropRecord forgets r; the caller holds mu.
+func (m *Manager) dropRecord(r *record) {
+	delete(m.recs, recKey(r.Pool, r.Addr))
+	if h := holdKey(r.Pool, r.Pod, r.IfName); m.holds[h] == r {
+		delete(m.holds, h)
+	}
+	o := r.owner()
+	m.owners[o] = slices.DeleteFunc(m.owners[o], func(x *record) bool { return x == r })
+	if len(m.owners[o]) == 0 {
+		delete(m.owners, o)
+	}
+	if b := m.blocks[r.Block]; b != nil {
+		b.dirty = true
+	}
+}
+
+// Add allocates one address per range of the network (or returns those the interface has).
+func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage, error) {
+	req, err := decode(in)
+	if err != nil {
+		return nil, cniError(types.ErrInvalidNetworkConfig, err)
+	}
+	if in.ContainerID == "" || in.IfName == "" {
+		return nil, cniError(types.ErrInvalidEnvironmentVariables, errors.New("multinet-ipam needs CNI_CONTAINERID and CNI_IFNAME"))
+	}
+	defer m.locks.Lock(owner(in.ContainerID, in.IfName))()
+	recs := m.current(in.ContainerID, in.IfName)
+	if len(recs) == 0 {
+		if recs, err = m.allocate(ctx, req); err != nil {
+			return nil, fmt.Errorf("pod %s, network %q, interface %s: %w", req.pod, req.network, in.IfName, err)
+		}
+	}
+	return render(result(req, recs), req.version)
+}
+
+func (m *Manager) current(containerID, ifname string) []*record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.owners[owner(containerID, ifname)])
+}
+
+// allocate takes one address in each range; on a failure it gives back what it took.
+func (m *Manager) allocate(ctx context.Context, req *request) (recs []*record, err error) {
+	if err := m.waitInformer(ctx); err != nil {
+		return nil, err
+	}
+	var hold time.Duration
+	if m.isStatefulSetPod(ctx, req.pod) {
+		hold = req.conf.StickyHold
+	}
+	defer func() {
+		if err != nil {
+			for _, r := range recs {
+				m.release(r, false)
+			}
+			recs = nil
+		}
+	}()
+	for _, r := range req.conf.Ranges {
+		rec, err := m.allocateIn(ctx, req, r, hold)
+		if err != nil {
+			return recs, err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// allocateIn takes the requested address of range r, else the pod's held one, else any. A
+// StatefulSet pod's address is held for hold after its DEL.
+func (m *Manager) allocateIn(ctx context.Context, req *request, r pool.Range, hold time.Duration) (*record, error) {
+	if want := slices.IndexFunc(req.requested, r.Contains); want >= 0 {
+		return m.takeAddress(ctx, req, r, req.requested[want], hold)
+	}
+	if hold > 0 {
+		if rec, err := m.takeHold(ctx, req, r, hold); rec != nil || err != nil {
+			return rec, err
+		}
+	}
+	return m.takeAny(ctx, req, r, hold)
+}
+
+// isStatefulSetPod reports whether the pod's addresses are held after its DEL.
+func (m *Manager) isStatefulSetPod(ctx context.Context, p podRef) bool {
+	if m.deps.Pods == nil || p.Name == "" {
+		return false
+	}
+	pod, err := m.deps.Pods.Pod(ctx, p.Namespace, p.Name, p.UID)
+	if err != nil {
+		return false
+	}
+	ref := metav1.GetControllerOf(pod)
+	return ref != nil && ref.Kind == "StatefulSet"
+}
+
+// Del releases the interface's addresses: a StatefulSet pod's become holds, the others free.
+// It needs no API server; the blocks learn it from the flusher. DEL of an unknown interface
+// succeeds.
+func (m *Manager) Del(_ context.Context, in *cniapi.Request) error {
+	if in.ContainerID == "" || in.IfName == "" {
+		return cniError(types.ErrInvalidEnvironmentVariables, errors.New("multinet-ipam needs CNI_CONTAINERID and CNI_IFNAME"))
+	}
+	defer m.locks.Lock(owner(in.ContainerID, in.IfName))()
+	var errs []error
+	for _, r := range m.current(in.ContainerID, in.IfName) {
+		errs = append(errs, m.release(r, true))
+	}
+	return errors.Join(errs...)
+}
+
+// release frees r, or, when hold is set, turns a StatefulSet pod's record into a hold.
+func (m *Manager) release(r *record, hold bool) error {
+	if hold && r.Hold > 0 {
+		h := *r
+		h.ContainerID, h.HeldUntil = "", time.Now().Add(r.Hold).UTC()
+		if err := m.store.save(&h); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.dropRecord(r)
+		m.addRecord(&h)
+		m.mu.Unlock()
+		m.deps.Log.Info("address held for the pod", "pod", r.Pod, "network", r.Network, "ip", r.Addr, "until", h.HeldUntil)
+		return nil
+	}
+	if err := m.store.remove(r); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.dropRecord(r)
+	m.mu.Unlock()
+	m.deps.Obs.IPAMReleased()
+	return nil
+}
+
+// Check fails when the interface has no address.
+func (m *Manager) Check(_ context.Context, in *cniapi.Request) error {
+	if len(m.current(in.ContainerID, in.IfName)) == 0 {
+		return cniError(types.ErrInternal, fmt.Errorf("multinet-ipam holds no address for container %s interface %s", in.ContainerID, in.IfName))
+	}
+	return nil
+}
+
+// GC releases the network's addresses of every interface not among the valid attachments.
+func (m *Manager) GC(_ context.Context, in *cniapi.Request) error {
+	req, err := decode(in)
+	if err != nil {
+		return cniError(types.ErrInvalidNetworkConfig, err)
+	}
+	valid := map[string]bool{}
+	for _, a := range req.valid {
+		valid[owner(a.ContainerID, a.IfName)] = true
+	}
+	m.mu.Lock()
+	var stale []*record
+	for o, rs := range m.owners {
+		for _, r := range rs {
+			if !valid[o] && r.Network == req.network {
+				stale = append(stale, r)
+			}
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, r := range stale {
+		errs = append(errs, m.release(r, false))
+	}
+	return errors.Join(errs...)
+}
+
+// Status is ready whenever the daemon answers: ADD waits for the blocks itself.
+func (m *Manager) Status(context.Context, *cniapi.Request) error { return nil }
+
+// result is the CNI result of the records.
+func result(req *request, recs []*record) *types100.Result {
+	res := &types100.Result{CNIVersion: types100.ImplementedSpecVersion, Routes: req.conf.Routes, DNS: req.conf.DNS}
+	for _, rec := range recs {
+		ip := &types100.IPConfig{Address: *netipToIPNet(rec.prefix())}
+		if r, ok := req.conf.RangeFor(rec.Addr); ok && r.Gateway.IsValid() {
+			ip.Gateway = r.Gateway.AsSlice()
+		}
+		res.IPs = append(res.IPs, ip)
+	}
+	return res
+}
+
+// render converts the result to the network's CNI version.
+func render(res *types100.Result, version string) (json.RawMessage, error) {
+	if version == "" {
+		version = types100.ImplementedSpecVersion
+	}
+	conv, err := res.GetAsVersion(version)
+	if err != nil {
+		return nil, cniError(types.ErrIncompatibleCNIVersion, fmt.Errorf("result as CNI %s: %w", version, err))
+	}
+	out, err := json.Marshal(conv)
+	if err != nil {
+		return nil, fmt.Errorf("encode result: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,193 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/multinet/multinet/internal/ipam/blocks"
+	"github.com/multinet/multinet/internal/podinfo"
+)
+
+// runReconciler runs Reconcile every ReclaimInterval once the blocks are listed.
+func (m *Manager) runReconciler(ctx context.Context) {
+	tick := time.NewTicker(m.set.ReclaimInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if m.synced() {
+			m.Reconcile(ctx, time.Now())
+		}
+	}
+}
+
+// Reconcile frees what nobody released: holds past their time, the addresses of pods gone
+// for longer than the grace period, and the blocks and addresses of deleted nodes.
+func (m *Manager) Reconcile(ctx context.Context, now time.Time) {
+	m.expireHolds(now)
+	m.reclaimGonePods(ctx, now)
+	m.reclaimDeadNodes(ctx)
+}
+
+func (m *Manager) expireHolds(now time.Time) {
+	m.mu.Lock()
+	var expired []*record
+	for _, r := range m.holds {
+		if now.After(r.HeldUntil) {
+			expired = append(expired, r)
+		}
+	}
+	m.mu.Unlock()
+	for _, r := range expired {
+		if err := m.release(r, false); err != nil {
+			m.deps.Log.Warn("expired ipam hold not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
+			continue
+		}
+		m.deps.Obs.IPAMReclaimed("hold")
+		m.deps.Log.Info("ipam hold expired: address freed", "pod", r.Pod, "network", r.Network, "ip", r.Addr)
+	}
+}
+
+// reclaimGonePods frees the addresses of pods that no longer exist (a DEL that never came).
+func (m *Manager) reclaimGonePods(ctx context.Context, now time.Time) {
+	if m.deps.Pods == nil {
+		return
+	}
+	m.mu.Lock()
+	byPod := map[string][]*record{}
+	for _, rs := range m.owners {
+		for _, r := range rs {
+			if r.Pod != "/" && r.Pod != "" {
+				byPod[r.Pod+"/"+r.UID] = append(byPod[r.Pod+"/"+r.UID], r)
+			}
+		}
+	}
+	m.mu.Unlock()
+	for key, rs := range byPod {
+		ns, name, _ := strings.Cut(rs[0].Pod, "/")
+		_, err := m.deps.Pods.Pod(ctx, ns, name, rs[0].UID)
+		gone := errors.Is(err, podinfo.ErrNotFound) || errors.Is(err, podinfo.ErrStaleSandbox)
+		m.mu.Lock()
+		since, seen := m.missing[key]
+		switch {
+		case !gone:
+			delete(m.missing, key)
+		case !seen:
+			m.missing[key] = now
+		}
+		m.mu.Unlock()
+		if !gone || !seen || now.Sub(since) < m.set.Grace {
+			continue
+		}
+		for _, r := range rs {
+			if err := m.release(r, false); err != nil {
+				m.deps.Log.Warn("address of a gone pod not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
+				continue
+			}
+			m.deps.Obs.IPAMReclaimed("pod")
+			m.deps.Log.Info("ipam address of a pod gone without DEL freed", "pod", r.Pod, "network", r.Network,
+				"ip", r.Addr, "containerID", r.ContainerID, "gone for", now.Sub(since).Round(time.Second))
+		}
+		m.mu.Lock()
+		delete(m.missing, key)
+		m.mu.Unlock()
+	}
+}
+
+// reclaimDeadNodes frees the entries of nodes whose Node object is gone and that have no pod
+// left, and deletes (or orphans, when other nodes hold addresses in them) their blocks. A node
+// whose own Node object does not exist (a test bed without nodes) reclaims nothing.
+func (m *Manager) reclaimDeadNodes(ctx context.Context) {
+	if m.deps.Nodes == nil {
+		return
+	}
+	if ok, err := m.deps.Nodes.NodeExists(ctx, m.node); err != nil || !ok {
+		return
+	}
+	dead := map[string]bool{}
+	for _, o := range m.inf.GetStore().List() {
+		b, ok := o.(*blocks.IPBlock)
+		if !ok {
+			continue
+		}
+		nodes := map[string]bool{b.Spec.Node: true}
+		for _, e := range b.Spec.Allocations {
+			nodes[e.Node] = true
+		}
+		for n := range nodes {
+			if n == "" || n == m.node {
+				continue
+			}
+			d, known := dead[n]
+			if !known {
+				d = m.nodeDead(ctx, n)
+				dead[n] = d
+			}
+			if d {
+				m.reclaimBlock(ctx, b.Name, n)
+			}
+		}
+	}
+}
+
+func (m *Manager) nodeDead(ctx context.Context, node string) bool {
+	exists, err := m.deps.Nodes.NodeExists(ctx, node)
+	if err != nil || exists {
+		return false
+	}
+	pods, err := m.deps.Nodes.PodsOnNode(ctx, node)
+	return err == nil && !pods
+}
+
+// reclaimBlock removes a dead node's entries from a block; a block the dead node owned is
+// deleted when empty, else left shared without an owner.
+func (m *Manager) reclaimBlock(ctx context.Context, name, deadNode string) {
+	for attempt := 0; attempt < casAttempts; attempt++ {
+		obj, err := m.deps.API.Get(ctx, name)
+		if err != nil {
+			return
+		}
+		next := obj.DeepCopy()
+		n := 0
+		for k, e := range next.Spec.Allocations {
+			if e.Node == deadNode {
+				delete(next.Spec.Allocations, k)
+				n++
+			}
+		}
+		owned := next.Spec.Node == deadNode
+		if owned && len(next.Spec.Allocations) == 0 {
+			err = m.deps.API.Delete(ctx, name, obj.UID, obj.ResourceVersion)
+		} else {
+			if owned {
+				next.Spec.Node, next.Spec.Shared, next.Spec.ShareWanted = "", true, nil
+				delete(next.Labels, blocks.NodeLabel)
+			}
+			next.Recount(obj.Spec.Used + obj.Spec.Free - len(next.Spec.Allocations))
+			_, err = m.deps.API.Update(ctx, next)
+		}
+		switch {
+		case err == nil:
+			m.deps.Log.Info("ipam: reclaimed a deleted node's addresses", "node", deadNode, "block", name,
+				"addresses", n, "blockDeleted", owned && len(next.Spec.Allocations) == 0)
+			for range n {
+				m.deps.Obs.IPAMReclaimed("node")
+			}
+			return
+		case apierrors.IsConflict(err):
+			continue
+		default:
+			if !apierrors.IsNotFound(err) {
+				m.deps.Log.Warn("ipam: reclaim of a deleted node's block failed", "node", deadNode, "block", name, "err", err)
+			}
+			return
+		}
+	}
+}
