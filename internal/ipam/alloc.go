@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,12 +36,13 @@ var (
 
 // block is a block this node owns or holds records in.
 type block struct {
-	name    string
-	pool    string
-	prefix  netip.Prefix
-	obj     *blocks.IPBlock // newest version known; nil until read
-	sharing bool            // a share was asked for: no more local allocations
-	dirty   bool            // the object does not reflect the node's records yet
+	name     string
+	pool     string
+	prefix   netip.Prefix
+	obj      *blocks.IPBlock // newest version known; nil until read
+	sharing  bool            // a share was asked for: no more local allocations
+	sharedAt time.Time       // when this node shared it (taken back only ShareWait later)
+	dirty    bool            // the object does not reflect the node's records yet
 }
 
 // blockFor returns the block of that name, known from now on; the caller holds mu.
@@ -71,6 +73,18 @@ func (m *Manager) taken(b *block, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// checkBlockSize refuses a range whose block size differs from the blocks its pool already
+// has: blocks of two sizes would overlap and hand out one address twice.
+func (m *Manager) checkBlockSize(r pool.Range) error {
+	for _, b := range blocks.ListByPool(m.inf, r.Pool) {
+		if p, err := b.Prefix(); err == nil && p.Bits() != r.BlockBits {
+			return fmt.Errorf("%w: pool %q has blocks of /%d (IPBlock %s); this network asks for /%d: give every network of the pool the same block_size/block_size_v6",
+				errBadConf, r.Pool, p.Bits(), b.Name, r.BlockBits)
+		}
+	}
+	return nil
 }
 
 // takeAny takes the lowest free address of r: in a block the node owns, else in a block it
@@ -171,8 +185,8 @@ func (m *Manager) claim(ctx context.Context, req *request, r pool.Range, only ne
 		switch {
 		case apierrors.IsAlreadyExists(err):
 			return false, nil
-		case err != nil:
-			return false, fmt.Errorf("claim block %s of pool %s: %w", p, r.Pool, err)
+		case err != nil: // the API server is down or refuses: a later ADD may get through
+			return false, fmt.Errorf("claim block %s of pool %q: %w: %w", p, r.Pool, err, errTryAgain)
 		}
 		m.mu.Lock()
 		m.blockFor(name, r.Pool, p.String()).obj = created
@@ -221,6 +235,12 @@ func (m *Manager) borrow(ctx context.Context, req *request, r pool.Range, hold t
 	cands := m.candidates(r)
 	for _, c := range cands {
 		rec, err := m.casTake(ctx, req, r, c.Name, netip.Addr{}, hold)
+		if errors.Is(err, errNotShared) && c.Spec.Node == m.node { // this node took its block back
+			if rec, err = m.takeLocal(req, r, netip.Addr{}, hold); rec != nil || err != nil {
+				return rec, err
+			}
+			continue
+		}
 		if errors.Is(err, errNotShared) {
 			if err = m.askShare(ctx, c.Name); err != nil {
 				m.deps.Log.Info("block not shared", "block", c.Name, "owner", c.Spec.Node, "err", err)
@@ -238,7 +258,8 @@ func (m *Manager) borrow(ctx context.Context, req *request, r pool.Range, hold t
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("%w in pool %s (range %s, %d blocks, all allocated): %w", ErrExhausted, r.Pool, r.Subnet, len(cands), errTryAgain)
+	return nil, fmt.Errorf("%w in range %s (pool %q): every block is claimed and none had a free address (%d looked at): %w",
+		ErrExhausted, r, r.Pool, len(cands), errTryAgain)
 }
 
 // candidates are the pool's blocks overlapping r that have a free address for it, as the
@@ -257,12 +278,24 @@ func (m *Manager) candidates(r pool.Range) []*blocks.IPBlock {
 			out = append(out, b)
 		}
 	}
-	slices.SortStableFunc(out, func(x, y *blocks.IPBlock) int {
-		if sx, sy := shared(x), shared(y); sx != sy {
-			if sx {
-				return -1
-			}
+	// The node's own shared blocks, then other shared blocks in an order of the node's own
+	// (so that borrowers spread out rather than race for one address), then the blocks with
+	// most room, whose owners would be asked to share.
+	rank := func(b *blocks.IPBlock) int {
+		switch {
+		case shared(b) && b.Spec.Node == m.node:
+			return 0
+		case shared(b):
 			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(out, func(x, y *blocks.IPBlock) int {
+		if rx, ry := rank(x), rank(y); rx != ry {
+			return rx - ry
+		}
+		if rank(x) == 1 {
+			return cmp.Compare(nodeSeed(m.node+"|"+x.Name), nodeSeed(m.node+"|"+y.Name))
 		}
 		return free[y.Name] - free[x.Name]
 	})

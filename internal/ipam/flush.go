@@ -101,6 +101,9 @@ func (m *Manager) flushBlock(ctx context.Context, name string) error {
 		case err == nil:
 			m.mu.Lock()
 			b.obj = updated
+			if !updated.Spec.Shared && len(updated.Spec.ShareWanted) == 0 {
+				b.sharing = false
+			}
 			m.mu.Unlock()
 			return nil
 		case apierrors.IsConflict(err), apierrors.IsNotFound(err):
@@ -149,15 +152,35 @@ func (m *Manager) desired(b *block, obj *blocks.IPBlock) *blocks.IPBlock {
 	if len(alloc) > 0 || next.Spec.Allocations != nil {
 		next.Spec.Allocations = alloc
 	}
-	if obj.Spec.Node == m.node && !obj.Spec.Shared && (b.sharing || len(obj.Spec.ShareWanted) > 0) {
-		b.sharing = true
+	switch {
+	case obj.Spec.Node == m.node && !obj.Spec.Shared && (b.sharing || len(obj.Spec.ShareWanted) > 0):
+		b.sharing, b.sharedAt = true, time.Now()
 		next.Spec.Shared, next.Spec.ShareWanted = true, nil
+	case unshare(obj, m.node) && !foreign(alloc, m.node) && time.Since(b.sharedAt) > m.set.ShareWait:
+		// No other node holds an address here any more: the owner allocates alone again.
+		// A borrower's compare-and-swap in flight conflicts and finds the block unshared.
+		next.Spec.Shared = false
 	}
 	next.Recount(obj.Spec.Used + obj.Spec.Free - len(alloc))
 	if equalSpec(obj.Spec, next.Spec) {
 		return nil
 	}
 	return next
+}
+
+// unshare reports whether b is node's shared block that nobody asks to share.
+func unshare(b *blocks.IPBlock, node string) bool {
+	return b.Spec.Node == node && b.Spec.Shared && len(b.Spec.ShareWanted) == 0
+}
+
+// foreign reports whether an allocation belongs to another node.
+func foreign(alloc map[string]blocks.Allocation, node string) bool {
+	for _, e := range alloc {
+		if e.Node != node {
+			return true
+		}
+	}
+	return false
 }
 
 func equalSpec(x, y blocks.IPBlockSpec) bool {

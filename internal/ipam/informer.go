@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/tools/cache"
 
@@ -67,6 +68,9 @@ func (m *Manager) seen(obj any) {
 		b.dirty = true
 	}
 	b.obj = o
+	if unshare(o, m.node) && !foreign(o.Spec.Allocations, m.node) && time.Since(b.sharedAt) > m.set.ShareWait {
+		b.dirty = true // the borrowers are gone: the flusher takes the block back
+	}
 	if o.Spec.Node == m.node && !o.Spec.Shared && len(o.Spec.ShareWanted) > 0 && !b.sharing {
 		b.sharing, b.dirty = true, true
 		m.deps.Log.Info("ipam block shared on request", "block", o.Name, "asked by", o.Spec.ShareWanted)

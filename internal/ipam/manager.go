@@ -230,6 +230,9 @@ func (m *Manager) allocate(ctx context.Context, req *request) (recs []*record, e
 // allocateIn takes the requested address of range r, else the pod's held one, else any. A
 // StatefulSet pod's address is held for hold after its DEL.
 func (m *Manager) allocateIn(ctx context.Context, req *request, r pool.Range, hold time.Duration) (*record, error) {
+	if err := m.checkBlockSize(r); err != nil {
+		return nil, err
+	}
 	if want := slices.IndexFunc(req.requested, r.Contains); want >= 0 {
 		return m.takeAddress(ctx, req, r, req.requested[want], hold)
 	}

@@ -112,7 +112,7 @@ func add(t *testing.T, m *Manager, c json.RawMessage, cid string, p pod) []netip
 	return addrsOf(t, out)
 }
 
-func addrsOf(t *testing.T, out json.RawMessage) []netip.Prefix {
+func addrsOf(t testing.TB, out json.RawMessage) []netip.Prefix {
 	t.Helper()
 	var res types100.Result
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -135,7 +135,7 @@ func del(t *testing.T, m *Manager, c json.RawMessage, cid string, p pod) {
 }
 
 // flushAll writes every node's blocks back.
-func flushAll(t *testing.T, ms ...*Manager) {
+func flushAll(t testing.TB, ms ...*Manager) {
 	t.Helper()
 	for _, m := range ms {
 		m.Flush(testbed.Ctx(t))
@@ -320,7 +320,7 @@ func (w *world) testBorrowThenExhausted(t *testing.T) {
 	}
 	ce := ToCNI(err)
 	if !errors.Is(err, ErrExhausted) || ce.Code != types.ErrTryAgainLater ||
-		!strings.Contains(err.Error(), "no IP addresses available in pool full/v4") ||
+		!strings.Contains(err.Error(), `no IP addresses available in range 10.20.0.1-10.20.0.14/28 (pool "full/v4")`) ||
 		!strings.Contains(err.Error(), "default/full-14") || !strings.Contains(err.Error(), `network "full"`) {
 		t.Fatalf("ADD in a full pool: %v (CNI code %d); want ErrExhausted naming the pool, pod and network, code 11", err, ce.Code)
 	}
@@ -654,7 +654,15 @@ func (w *world) testBadInput(t *testing.T) {
 			t.Errorf("ipam {%s}: %v; want code 7 naming the network and %q", c.ipam, err, c.want)
 		}
 	}
-	_, err := m.Add(testbed.Ctx(t), &cniapi.Request{Command: "ADD", Config: json.RawMessage(`{"name":`)})
+	// a second network of one pool with another block size
+	add(t, m, conf("bad", `"range":"10.91.0.0/24","network_name":"bad-size"`), "bs-1", pod{"default", "bs-1", "u"})
+	_, err := m.Add(testbed.Ctx(t), req("ADD", conf("bad2", `"range":"10.91.0.0/24","network_name":"bad-size","block_size":28`),
+		"bs-2", pod{"default", "bs-2", "u"}))
+	if ToCNI(err).Code != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), `pool "bad-size/v4" has blocks of /26`) {
+		t.Errorf("a second block size in one pool: %v", err)
+	}
+	del(t, m, conf("bad", `"range":"10.91.0.0/24","network_name":"bad-size"`), "bs-1", pod{"default", "bs-1", "u"})
+	_, err = m.Add(testbed.Ctx(t), &cniapi.Request{Command: "ADD", Config: json.RawMessage(`{"name":`)})
 	if ToCNI(err).Code != types.ErrInvalidNetworkConfig {
 		t.Errorf("a config that is not JSON: %v", err)
 	}
@@ -666,14 +674,22 @@ func (w *world) testBadInput(t *testing.T) {
 	}
 }
 
-// counting counts the requests a manager makes to the API server, by verb.
+// counting counts the requests managers make to the API server, by verb; one counting
+// serves several clients (of calls).
 type counting struct {
 	blocks.Client
-	mu sync.Mutex
-	n  map[string]int
+	shared *counting // where of's copies count
+	mu     sync.Mutex
+	n      map[string]int
 }
 
+// of is c counting the requests of client.
+func (c *counting) of(client blocks.Client) *counting { return &counting{Client: client, shared: c} }
+
 func (c *counting) count(verb string) {
+	if c.shared != nil {
+		c = c.shared
+	}
 	c.mu.Lock()
 	if c.n == nil {
 		c.n = map[string]int{}

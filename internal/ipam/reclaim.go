@@ -31,9 +31,21 @@ func (m *Manager) runReconciler(ctx context.Context) {
 // Reconcile frees what nobody released: holds past their time, the addresses of pods gone
 // for longer than the grace period, and the blocks and addresses of deleted nodes.
 func (m *Manager) Reconcile(ctx context.Context, now time.Time) {
+	m.takeBack()
 	m.expireHolds(now)
 	m.reclaimGonePods(ctx, now)
 	m.reclaimDeadNodes(ctx)
+}
+
+// takeBack has the flusher unshare the node's shared blocks that no other node uses any more.
+func (m *Manager) takeBack() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.blocks {
+		if b.obj != nil && unshare(b.obj, m.node) && !foreign(b.obj.Spec.Allocations, m.node) && time.Since(b.sharedAt) > m.set.ShareWait {
+			b.dirty = true
+		}
+	}
 }
 
 func (m *Manager) expireHolds(now time.Time) {
