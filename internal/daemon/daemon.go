@@ -59,12 +59,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("NetworkAttachmentDefinition client: %w", err)
 	}
-	store, err := checkpoint.Open(filepath.Join(o.StateDir, "checkpoints"))
+	store, err := openCheckpoints(o)
 	if err != nil {
 		return err
-	}
-	if !o.SyncCheckpoints {
-		store = store.WithoutSync()
 	}
 	// Leases are renewed from here on, whether or not the API server answers.
 	leaseCtx, stopLeases := context.WithCancel(ctx)
@@ -74,10 +71,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return err
 	}
 	defer func() { stopLeases(); leases.Wait() }()
-	if o.ShimSource != "" {
-		if err := install.Binaries(o.ShimSource, o.CNIBinDir); err != nil {
-			return err
-		}
+	if err := installShim(o); err != nil {
+		return err
 	}
 	if o.MetricsAddress != "" {
 		go serveMetrics(ctx, o.MetricsAddress, m.Handler(), log)
@@ -161,6 +156,23 @@ func startLeases(ctx context.Context, o Options, m *metrics.Metrics, log *slog.L
 	m.ReadyWhen("DHCP lease manager", leases.Ready)
 	leases.Start(ctx)
 	return leases, nil
+}
+
+// openCheckpoints opens the checkpoint store, fsynced unless told not to.
+func openCheckpoints(o Options) (*checkpoint.Store, error) {
+	store, err := checkpoint.Open(filepath.Join(o.StateDir, "checkpoints"))
+	if err != nil || o.SyncCheckpoints {
+		return store, err
+	}
+	return store.WithoutSync(), nil
+}
+
+// installShim installs the shim and multinet's plugins into the CNI bin dir, when asked to.
+func installShim(o Options) error {
+	if o.ShimSource == "" {
+		return nil
+	}
+	return install.Binaries(o.ShimSource, o.CNIBinDir)
 }
 
 // startAddresses reloads multinet-ipam's records and runs its write-back and reconciler; the

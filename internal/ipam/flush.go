@@ -85,7 +85,7 @@ func (m *Manager) flushBlock(ctx context.Context, name string) error {
 				m.markDirty(name)
 				return err
 			}
-			obj, refetch = fresh, false
+			obj = fresh
 			m.mu.Lock()
 			b.obj = fresh
 			m.mu.Unlock()

@@ -29,7 +29,7 @@ type Settings struct {
 	ShareWait       time.Duration // how long a borrower waits for an owner to share a block (default 10s)
 	Grace           time.Duration // a pod gone this long has its addresses reclaimed (default 5m)
 	ReclaimInterval time.Duration // how often the reconciler runs (default 1m)
-	NoSync          bool          // records are not fsynced (tests and benchmarks only)
+	NoSync          bool          // records are not fsynced: they survive a daemon crash, not a power loss (syncCheckpoints: false)
 }
 
 func (s *Settings) defaults() {
@@ -212,7 +212,10 @@ func (m *Manager) allocate(ctx context.Context, req *request) (recs []*record, e
 	defer func() {
 		if err != nil {
 			for _, r := range recs {
-				m.release(r, false)
+				if rerr := m.release(r, false); rerr != nil {
+					m.deps.Log.Error("address of a failed ADD not freed; the reconciler frees it once the pod is gone",
+						"pod", r.Pod, "ip", r.Addr, "err", rerr)
+				}
 			}
 			recs = nil
 		}

@@ -101,8 +101,12 @@ func (s store) all() ([]*record, []error) {
 			continue
 		}
 		var r record
-		if err := json.Unmarshal(data, &r); err != nil || !r.Addr.IsValid() {
-			errs = append(errs, fmt.Errorf("ipam record %s does not parse: %v", p, err))
+		if err := json.Unmarshal(data, &r); err != nil {
+			errs = append(errs, fmt.Errorf("ipam record %s does not parse: %w", p, err))
+			continue
+		}
+		if !r.Addr.IsValid() || r.Pool == "" {
+			errs = append(errs, fmt.Errorf("ipam record %s has no address or pool", p))
 			continue
 		}
 		out = append(out, &r)
