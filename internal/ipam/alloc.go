@@ -78,10 +78,21 @@ func (m *Manager) taken(b *block, a netip.Addr) bool {
 // checkBlockSize refuses a range whose block size differs from the blocks its pool already
 // has: blocks of two sizes would overlap and hand out one address twice.
 func (m *Manager) checkBlockSize(r pool.Range) error {
+	other := func(name string, p netip.Prefix) error {
+		return fmt.Errorf("%w: pool %q has blocks of /%d (IPBlock %s); this network asks for /%d: give every network of the pool the same block_size/block_size_v6",
+			errBadConf, r.Pool, p.Bits(), name, r.BlockBits)
+	}
+	m.mu.Lock()
+	for _, b := range m.sortedBlocks(r.Pool) { // the node's own, before the informer has them
+		if b.prefix.Bits() != r.BlockBits {
+			m.mu.Unlock()
+			return other(b.name, b.prefix)
+		}
+	}
+	m.mu.Unlock()
 	for _, b := range blocks.ListByPool(m.inf, r.Pool) {
 		if p, err := b.Prefix(); err == nil && p.Bits() != r.BlockBits {
-			return fmt.Errorf("%w: pool %q has blocks of /%d (IPBlock %s); this network asks for /%d: give every network of the pool the same block_size/block_size_v6",
-				errBadConf, r.Pool, p.Bits(), b.Name, r.BlockBits)
+			return other(b.Name, p)
 		}
 	}
 	return nil
