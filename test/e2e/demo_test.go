@@ -53,6 +53,9 @@ func TestRealNodeDemo(t *testing.T) {
 		fmt.Printf("network-status: %s\n", p.status)
 	}
 
+	fmt.Println("\nbackend's addresses are multinet-ipam's: the block this node claimed (kubectl get ipblocks)")
+	show(c.RunKubectl(t, "get", "ipblocks"))
+
 	say("6/8 Ping between pods over each secondary network (net1: storage, net2: backend)")
 	from := pods[0]
 	for _, to := range pods[1:] {
