@@ -1,28 +1,46 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/multinet/multinet/internal/ipam/blocks"
+	"github.com/multinet/multinet/internal/status"
 	"github.com/multinet/multinet/internal/testbed"
 )
 
-// TestClusterIPAM attaches pods through the core path to a bridge network whose IPAM is
-// multinet-ipam (the plugin binary multinetd installs, forwarding to multinetd): addresses,
-// network-status, traffic between the pods, the IPBlock the node claimed, a restart and a
-// SIGKILL of multinetd with pods attached, and DEL after them. Root and the test bed.
+// TestClusterIPAM runs multinet-ipam as it runs on nodes: the plugin binary multinetd
+// installs, forwarding to multinetd. Pods attached through the core path to a bridge network
+// (addresses, network-status, traffic, the IPBlock claimed, a restart and a SIGKILL of
+// multinetd, DEL after them); two multinetd processes with different node names sharing a
+// pool while one is SIGKILLed in the middle of a burst; a full pool's error and pod Event.
+// Root and the test bed.
 func TestClusterIPAM(t *testing.T) {
 	testbed.RequireRoot(t)
 	cp := testbed.StartControlPlane(t)
+	t.Run("PodsOnABridgeRestartAndKill9", func(t *testing.T) { testIPAMPods(t, cp) })
+	t.Run("TwoNodesOneKilledMidBurst", func(t *testing.T) { testIPAMTwoNodes(t, cp) })
+	t.Run("ExhaustedPoolFailsWithEvent", func(t *testing.T) { testIPAMExhausted(t, cp) })
+}
+
+func testIPAMPods(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	if _, err := os.Stat(filepath.Join(e.BinDir, "multinet-ipam")); err != nil {
 		t.Fatalf("multinetd did not install multinet-ipam into the CNI bin dir: %v", err)
@@ -80,11 +98,11 @@ func TestClusterIPAM(t *testing.T) {
 		t.Errorf("records left after every DEL: %v %v", recs, err)
 	}
 	// the block the node claimed lists nothing once written back
-	e.waitBlockEmpty(t, "data-"+e.ID)
+	e.waitBlocksEmpty(t, "data-"+e.ID)
 }
 
-// waitBlockEmpty waits until the node's IPBlocks of network_name nn list no allocation.
-func (e *env) waitBlockEmpty(t *testing.T, nn string) {
+// waitBlocksEmpty waits until the IPBlocks of network_name nn (there are some) list no allocation.
+func (e *env) waitBlocksEmpty(t *testing.T, nn string) {
 	t.Helper()
 	api, err := blocks.NewClient(e.CP.Config)
 	if err != nil {
@@ -102,9 +120,128 @@ func (e *env) waitBlockEmpty(t *testing.T, nn string) {
 				last = append(last, fmt.Sprintf("%s node %s used %d", b.Name, b.Spec.Node, b.Spec.Used))
 			}
 		}
-		if len(last) > 0 && !slices.ContainsFunc(last, func(l string) bool { return !strings.HasSuffix(l, "node "+testbed.NodeName+" used 0") }) {
+		if len(last) > 0 && !slices.ContainsFunc(last, func(l string) bool { return !strings.HasSuffix(l, " used 0") }) {
 			return
 		}
 	}
-	t.Errorf("IPBlocks of %s: %v; want the node's, with no allocation", nn, last)
+	t.Errorf("IPBlocks of %s: %v; want some, with no allocation", nn, last)
+}
+
+// ipamCall runs the multinet-ipam binary of e's CNI bin dir as a runtime would run an IPAM
+// plugin, with the daemon's socket in the config (no pod: multinet-ipam needs none).
+func (e *env) ipamCall(ctx context.Context, command, conf, cid string) (*types100.Result, error) {
+	args := &invoke.Args{Command: command, ContainerID: cid, NetNS: "/var/run/netns/" + cid, IfName: "net1",
+		Path: e.BinDir, PluginArgsStr: "IgnoreUnknown=1"}
+	plugin := filepath.Join(e.BinDir, "multinet-ipam")
+	if command == "DEL" {
+		return nil, invoke.ExecPluginWithoutResult(ctx, plugin, []byte(conf), args, nil)
+	}
+	r, err := invoke.ExecPluginWithResult(ctx, plugin, []byte(conf), args, nil)
+	if err != nil {
+		return nil, err
+	}
+	return types100.NewResultFromResult(r)
+}
+
+// testIPAMTwoNodes: node-a and node-b (two multinetd processes) ADD 60 interfaces at once
+// from one pool of /28 blocks (so both claim, and borrow once the pool is tight); node-b is
+// SIGKILLed in the middle and restarted, and the ADDs it failed are retried as a runtime
+// would. No address is given twice, DEL frees every one, the blocks end empty.
+func testIPAMTwoNodes(t *testing.T, cp *testbed.ControlPlane) {
+	a := newEnv(t, cp)
+	bFlags := []string{"--node-name", "node-b"}
+	b := newEnv(t, cp, bFlags...)
+	nn := "two-" + a.ID
+	conf := func(e *env) string {
+		return fmt.Sprintf(`{"cniVersion":"1.0.0","name":"two","ipam":{"type":"multinet-ipam","range":"10.79.0.0/25",
+			"block_size":28,"network_name":%q,"socket":%q}}`, nn, e.Socket)
+	}
+	const n = 60 // of 126 addresses in 8 blocks
+	owner := make([]*env, n)
+	got := make([]netip.Addr, n)
+	var wg sync.WaitGroup
+	var killed sync.Once
+	var done atomic.Int32
+	for i := range n {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		owner[i] = e
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cid := fmt.Sprintf("two-%s-%d", a.ID, i)
+			for try := 0; ; try++ {
+				res, err := e.ipamCall(testbed.Ctx(t), "ADD", conf(e), cid)
+				if err == nil {
+					got[i], _ = netip.AddrFromSlice(res.IPs[0].Address.IP.To4())
+					if done.Add(1) == n/3 {
+						killed.Do(func() { b.Kill9(); b.Start(t, bFlags...) })
+					}
+					return
+				}
+				if try == 20 {
+					t.Errorf("ADD %s on %s: %v", cid, e.ID, err)
+					return
+				}
+				time.Sleep(200 * time.Millisecond) // the runtime retries a failed sandbox
+			}
+		}()
+	}
+	wg.Wait()
+	if !strings.Contains(b.Log(), `"msg":"ipam records reloaded","component":"ipam"`) {
+		t.Errorf("node-b was not killed with records and restarted:\n%s", b.Log())
+	}
+	seen := map[netip.Addr]int{}
+	for i, ip := range got {
+		if prev, dup := seen[ip]; dup && ip.IsValid() {
+			t.Errorf("%s given to interface %d and %d", ip, prev, i)
+		}
+		seen[ip] = i
+	}
+	for i := range n {
+		cid := fmt.Sprintf("two-%s-%d", a.ID, i)
+		if _, err := owner[i].ipamCall(testbed.Ctx(t), "DEL", conf(owner[i]), cid); err != nil {
+			t.Errorf("DEL %s: %v", cid, err)
+		}
+	}
+	for _, e := range []*env{a, b} {
+		recs, _ := filepath.Glob(filepath.Join(e.StateDir, "ipam", "*.json"))
+		if len(recs) != 0 {
+			t.Errorf("%s keeps %d records after every DEL", e.ID, len(recs))
+		}
+	}
+	a.waitBlocksEmpty(t, nn)
+}
+
+// testIPAMExhausted: a pool of two addresses; the third pod's ADD fails with "try again later",
+// the error names the range and the pool, and the pod has a Warning Event saying so.
+func testIPAMExhausted(t *testing.T, cp *testbed.ControlPlane) {
+	e := newEnv(t, cp)
+	br := "mnix" + e.ID[:6]
+	t.Cleanup(func() { testbed.DeleteLink(br) })
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"tiny","type":"bridge","bridge":%q,"isGateway":false,"ipMasq":false,
+		"ipam":{"type":"multinet-ipam","range":"10.78.0.0/30","block_size":30,"network_name":"tiny-%s"}}`, br, e.ID)
+	e.CP.CreateNAD(t, e.ns, "tiny", conf)
+	var sbs []*testbed.Sandbox
+	for i := range 2 {
+		sb := e.NewSandbox(t, e.ns, fmt.Sprintf("t%d", i), map[string]string{networks: "tiny"})
+		e.MustAdd(t, sb)
+		sbs = append(sbs, sb)
+	}
+	sb := e.NewSandbox(t, e.ns, "t2", map[string]string{networks: "tiny"})
+	_, err := e.Add(t, sb)
+	var ce *types.Error
+	if !errors.As(err, &ce) || ce.Code != types.ErrTryAgainLater ||
+		!strings.Contains(err.Error(), `no IP addresses available in range 10.78.0.1-10.78.0.2/30 (pool "tiny-`+e.ID+`/v4")`) {
+		t.Fatalf("ADD in a full pool: %v; want code 11 naming the range and pool", err)
+	}
+	e.wantWarning(t, sb, status.ReasonNetworkSetupFailed, "no IP addresses available in range 10.78.0.1-10.78.0.2/30")
+	if err := e.Del(t, sb); err != nil {
+		t.Errorf("DEL of the pod whose ADD failed: %v", err)
+	}
+	for _, sb := range sbs {
+		e.MustDel(t, sb)
+	}
 }
