@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -417,13 +418,37 @@ func holder(obj *blocks.IPBlock, a netip.Addr) string {
 }
 
 // cached is the informer's copy of a block, else the API server's.
+// cached is the newest copy of a block this node has: the informer's, or the one its own last
+// write returned (newer until the watch delivers it: a compare-and-swap on it saves a
+// conflict and a read); else the API server's.
 func (m *Manager) cached(ctx context.Context, name string) (*blocks.IPBlock, error) {
+	var newest *blocks.IPBlock
 	if o, exists, _ := m.inf.GetIndexer().GetByKey(name); exists {
-		if b, ok := o.(*blocks.IPBlock); ok {
-			return b, nil
-		}
+		newest, _ = o.(*blocks.IPBlock)
+	}
+	m.mu.Lock()
+	if b := m.blocks[name]; b != nil && b.obj != nil && newer(b.obj, newest) {
+		newest = b.obj
+	}
+	m.mu.Unlock()
+	if newest != nil {
+		return newest, nil
 	}
 	return m.deps.API.Get(ctx, name)
+}
+
+// newer reports whether x is a later version of the object than y (resourceVersions are
+// etcd revisions; one that is not a number is never newer).
+func newer(x, y *blocks.IPBlock) bool {
+	if y == nil {
+		return true
+	}
+	xv, err := strconv.ParseUint(x.ResourceVersion, 10, 64)
+	if err != nil || x.UID != y.UID {
+		return false
+	}
+	yv, err := strconv.ParseUint(y.ResourceVersion, 10, 64)
+	return err != nil || xv > yv
 }
 
 // askShare asks the owner of block `name` to share it and waits until it has.

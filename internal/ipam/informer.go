@@ -20,9 +20,11 @@ func (m *Manager) startInformer() {
 			DeleteFunc: m.gone,
 		})
 		go m.inf.Run(m.ctx.Done())
+		start := time.Now()
 		go func() {
 			if cache.WaitForCacheSync(m.ctx.Done(), m.inf.HasSynced) {
 				close(m.infReady)
+				m.deps.Log.Info("IPBlocks listed", "count", len(m.inf.GetStore().ListKeys()), "took", time.Since(start).Round(time.Millisecond))
 			}
 		}()
 	})
