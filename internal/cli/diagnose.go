@@ -20,8 +20,9 @@ const (
 	CauseNotScheduled       = "PodNotScheduled"
 	CauseDaemonMissing      = "MultinetdMissing"
 	CauseDaemonNotReady     = "MultinetdNotReady"
-	CauseDHCPNoServer       = "DHCPNoServer"
+	CauseUnknownDaemonState = "MultinetdUnknown"
 	CauseIPPoolExhausted    = "IPPoolExhausted"
+	CauseDHCPNoServer       = "DHCPNoServer"
 	CausePlugFailed         = "PlugFailed"
 	CauseUnplugFailed       = "UnplugFailed"
 	CauseInvalidSelection   = "InvalidNetworkSelection"
@@ -29,7 +30,6 @@ const (
 	CauseMultinetWarning    = "MultinetWarning"
 	CauseSandboxPending     = "SandboxPending"
 	CauseHotplugPending     = "HotplugPending"
-	CauseUnknownDaemonState = "MultinetdUnknown"
 )
 
 // cause is the first fault diagnose found: its kind, one line, and what to do.

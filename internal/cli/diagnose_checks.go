@@ -33,7 +33,7 @@ func checkAnnotation(d *diag, pod *corev1.Pod) []nadv1.NetworkSelectionElement {
 	}
 	if _, _, _, err := selection.DefaultNetwork(pod.Annotations, pod.Namespace); err != nil {
 		d.fail(cause{Kind: CauseAnnotationSyntax,
-			Line: fmt.Sprintf("pod %s/%s: annotation %s does not parse: %v", pod.Namespace, pod.Name, selection.DefaultNetworkAnnotation, err),
+			Line: fmt.Sprintf("pod %s/%s: the default-network annotation does not parse: %v", pod.Namespace, pod.Name, err),
 			Fix:  "correct the default-network annotation: one `name` or `ns/name`"})
 	}
 	names := make([]string, 0, len(elems))

@@ -101,19 +101,45 @@ func checkEvents(ctx context.Context, c *clients, d *diag, pod *corev1.Pod) stri
 	return ""
 }
 
+// exhausted are the texts an IPAM plugin gives when it has no address left, each with what
+// to do for that plugin; the first one a message contains decides.
+var exhausted = []struct{ text, fix string }{
+	// multinet-ipam: `no IP addresses available in range R (pool "P"): every block is claimed ...`
+	{"every block is claimed", "widen the NAD's ipam range, or free addresses: `kubectl get ipblocks` shows multinet-ipam's blocks " +
+		"(node, used, free) and `kubectl get ipb NAME -o yaml` the pod of each address (a StatefulSet pod's stays held for " +
+		"sticky_hold after DEL); the ADD is retried until an address is free (docs/ipam.md)"},
+	// whereabouts: `Could not allocate IP in range: ip: A / - B / range: R / excludeRanges: [...]`
+	{"Could not allocate IP in range", "widen the NAD's ipam range (or shorten its exclude list), or free addresses: " +
+		"`kubectl get ippools.whereabouts.cni.cncf.io -A -o yaml` lists whereabouts' addresses and the pod of each; one whose pod is gone is a leak"},
+	// host-local: `no IP addresses available in range set: A-B`
+	{"no IP addresses available in range set", "widen the NAD's ipam ranges, or free addresses: host-local keeps a file per " +
+		"address in its dataDir (/var/lib/cni/networks/NETWORK) on the pod's node, and one that no running pod holds is a leak"},
+	{"no IP addresses available", "widen the NAD's ipam range, or free addresses where its IPAM plugin keeps them " +
+		"(host-local: files in its dataDir; multinet-ipam: `kubectl get ipblocks`; whereabouts: its IPPools)"},
+}
+
+// poolExhausted returns the fix for a delegate's message that says its IP pool is exhausted.
+func poolExhausted(message string) (fix string, ok bool) {
+	for _, e := range exhausted {
+		if strings.Contains(message, e.text) {
+			return e.fix, true
+		}
+	}
+	return "", false
+}
+
 // classify turns multinet's newest Warning into a cause: the delegate's text decides for
 // the faults diagnose knows (an IP pool exhausted, no DHCP server), the reason otherwise.
 func classify(pod *corev1.Pod, w *Warning) cause {
 	msg := w.Reason + ": " + w.Message
-	switch {
-	case strings.Contains(w.Message, "no IP addresses available"):
-		return cause{Kind: CauseIPPoolExhausted, Line: "the network's IP pool is exhausted: " + msg,
-			Fix: "widen the NAD's ipam range, or free addresses: host-local keeps a file per address in its dataDir (/var/lib/cni/networks/NETWORK) and one that no running pod holds is a leak"}
-	case strings.Contains(w.Message, "DHCPDISCOVER") && strings.Contains(w.Message, "no offer"):
+	if fix, ok := poolExhausted(w.Message); ok {
+		return cause{Kind: CauseIPPoolExhausted, Line: "the network's IP pool is exhausted: " + msg, Fix: fix}
+	}
+	if strings.Contains(w.Message, "DHCPDISCOVER") && strings.Contains(w.Message, "no offer") {
 		return cause{Kind: CauseDHCPNoServer, Line: "no DHCP server answered: " + msg,
 			Fix: "start a DHCP server reachable on the network's master, bridge or VLAN (docs/dhcp.md), or give the NAD a static or host-local ipam"}
 	}
-	c := cause{Kind: CauseMultinetWarning, Line: msg, Fix: "see the plugin's text above; `kubectl describe pod " + pod.Name + "` has all Events"}
+	c := cause{Kind: CauseMultinetWarning, Line: msg, Fix: "read the Warning's text above; `kubectl describe pod " + pod.Name + "` has all Events"}
 	switch w.Reason {
 	case status.ReasonPlugFailed:
 		c.Kind, c.Fix = CausePlugFailed, "a delegate failed to plug the network into the running pod (rolled back, retried with backoff): fix the NAD or the plugin the message names, or `kubectl multinet detach` the network"
