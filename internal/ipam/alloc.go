@@ -539,16 +539,14 @@ func (m *Manager) localHolder(poolID string, a netip.Addr) string {
 	return "an allocation in progress"
 }
 
-// takeHold gives a StatefulSet pod the address held for it in r's pool by this node, if any.
-func (m *Manager) takeHold(_ context.Context, req *request, r pool.Range, hold time.Duration) (*record, error) {
+// takeHold gives a StatefulSet pod the address held for it in r's pool by this node, if any
+// (only want, when set). The hold's record never went away, so the block's object lists the
+// address as this node's all along, shared block or not: no other node can have taken it.
+func (m *Manager) takeHold(_ context.Context, req *request, r pool.Range, want netip.Addr, hold time.Duration) (*record, error) {
 	pod := req.pod.Namespace + "/" + req.pod.Name
 	m.mu.Lock()
 	h := m.holds[holdKey(r.Pool, pod, req.IfName)]
-	ok := h != nil && r.Contains(h.Addr)
-	if ok {
-		b := m.blocks[h.Block]
-		ok = b != nil && m.local(b)
-	}
+	ok := h != nil && r.Contains(h.Addr) && (!want.IsValid() || h.Addr == want)
 	m.mu.Unlock()
 	if !ok {
 		return nil, nil

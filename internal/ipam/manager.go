@@ -236,13 +236,17 @@ func (m *Manager) allocateIn(ctx context.Context, req *request, r pool.Range, ho
 	if err := m.checkBlockSize(r); err != nil {
 		return nil, err
 	}
-	if want := slices.IndexFunc(req.requested, r.Contains); want >= 0 {
-		return m.takeAddress(ctx, req, r, req.requested[want], hold)
+	want := netip.Addr{}
+	if i := slices.IndexFunc(req.requested, r.Contains); i >= 0 {
+		want = req.requested[i]
 	}
-	if hold > 0 {
-		if rec, err := m.takeHold(ctx, req, r, hold); rec != nil || err != nil {
+	if hold > 0 { // the pod's own held address, also when it asks for it by "ips"
+		if rec, err := m.takeHold(ctx, req, r, want, hold); rec != nil || err != nil {
 			return rec, err
 		}
+	}
+	if want.IsValid() {
+		return m.takeAddress(ctx, req, r, want, hold)
 	}
 	return m.takeAny(ctx, req, r, hold)
 }

@@ -448,13 +448,20 @@ func (w *world) testSticky(t *testing.T) {
 	if again := add(t, m, c, "sts-c2", pod{"db", "db-0", "uid-2"})[0]; again != first {
 		t.Errorf("db-0 came back with %s, had %s", again, first)
 	}
+	// db-0 asks for its held address by "ips" (a static IP in its annotation): it gets it
+	del(t, m, c, "sts-c2", pod{"db", "db-0", "uid-2"})
+	ps.set("db", "db-0", "uid-3", "StatefulSet")
+	withIP := json.RawMessage(strings.Replace(string(c), `"type":"bridge"`, `"type":"bridge","runtimeConfig":{"ips":["`+first.Addr().String()+`"]}`, 1))
+	if again := add(t, m, withIP, "sts-c3", pod{"db", "db-0", "uid-3"})[0]; again != first {
+		t.Errorf("db-0 asking for its held %s got %s", first, again)
+	}
 	// web-1 (a ReplicaSet's) frees its address on DEL
 	del(t, m, c, "web-c1", pod{"db", "web-1", "uid-w"})
 	if n := len(records(t, m)); n != 1 {
 		t.Errorf("%d records after web-1's DEL, want db-0's only", n)
 	}
 	// a hold expires
-	del(t, m, c, "sts-c2", pod{"db", "db-0", "uid-2"})
+	del(t, m, c, "sts-c3", pod{"db", "db-0", "uid-3"})
 	m.Reconcile(testbed.Ctx(t), time.Now().Add(11*time.Minute))
 	if n := len(records(t, m)); n != 0 {
 		t.Errorf("%d records after the hold expired", n)
