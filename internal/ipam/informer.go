@@ -22,10 +22,19 @@ func (m *Manager) startInformer() {
 		go m.inf.Run(m.ctx.Done())
 		start := time.Now()
 		go func() {
-			if cache.WaitForCacheSync(m.ctx.Done(), m.inf.HasSynced) {
-				close(m.infReady)
-				m.deps.Log.Info("IPBlocks listed", "count", len(m.inf.GetStore().ListKeys()), "took", time.Since(start).Round(time.Millisecond))
+			// Polled finely: the first ADD of the node waits for this (client-go's
+			// WaitForCacheSync polls every 100 ms).
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for !m.inf.HasSynced() {
+				select {
+				case <-m.ctx.Done():
+					return
+				case <-tick.C:
+				}
 			}
+			close(m.infReady)
+			m.deps.Log.Info("IPBlocks listed", "count", len(m.inf.GetStore().ListKeys()), "took", time.Since(start).Round(time.Millisecond))
 		}()
 	})
 }

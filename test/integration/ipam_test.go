@@ -144,9 +144,9 @@ func (e *env) ipamCall(ctx context.Context, command, conf, cid string) (*types10
 }
 
 // testIPAMTwoNodes: node-a and node-b (two multinetd processes) ADD 60 interfaces at once
-// from one pool of /28 blocks (so both claim, and borrow once the pool is tight); node-b is
-// SIGKILLed in the middle and restarted, and the ADDs it failed are retried as a runtime
-// would. No address is given twice, DEL frees every one, the blocks end empty.
+// from one pool of /28 blocks; node-b is SIGKILLed in the middle and restarted, and the ADDs
+// it failed are retried as a runtime would. No address is given twice. Then they DEL them all
+// at once, node-b killed again in the middle: every record is gone, the blocks end empty.
 func testIPAMTwoNodes(t *testing.T, cp *testbed.ControlPlane) {
 	a := newEnv(t, cp)
 	bFlags := []string{"--node-name", "node-b"}
@@ -200,12 +200,31 @@ func testIPAMTwoNodes(t *testing.T, cp *testbed.ControlPlane) {
 		}
 		seen[ip] = i
 	}
+	// DEL them all at once, node-b SIGKILLed again in the middle; failed DELs are retried
+	var dels atomic.Int32
+	killed = sync.Once{}
 	for i := range n {
-		cid := fmt.Sprintf("two-%s-%d", a.ID, i)
-		if _, err := owner[i].ipamCall(testbed.Ctx(t), "DEL", conf(owner[i]), cid); err != nil {
-			t.Errorf("DEL %s: %v", cid, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cid := fmt.Sprintf("two-%s-%d", a.ID, i)
+			for try := 0; ; try++ {
+				_, err := owner[i].ipamCall(testbed.Ctx(t), "DEL", conf(owner[i]), cid)
+				if err == nil {
+					if dels.Add(1) == n/3 {
+						killed.Do(func() { b.Kill9(); b.Start(t, bFlags...) })
+					}
+					return
+				}
+				if try == 20 {
+					t.Errorf("DEL %s: %v", cid, err)
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}()
 	}
+	wg.Wait()
 	for _, e := range []*env{a, b} {
 		recs, _ := filepath.Glob(filepath.Join(e.StateDir, "ipam", "*.json"))
 		if len(recs) != 0 {
