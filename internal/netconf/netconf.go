@@ -26,6 +26,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/multinet/multinet/internal/ipam/pool"
 )
 
 // DefaultCNIVersion is the cniVersion given to a config that declares none.
@@ -210,6 +212,15 @@ func checkType(obj object) error {
 	}
 	if err := ValidateType(it); err != nil {
 		return fmt.Errorf("ipam: %w", err)
+	}
+	if it == "multinet-ipam" { // the parser multinetd's address manager runs at ADD
+		conf, err := json.Marshal(obj)
+		if err != nil {
+			return fmt.Errorf("ipam: %w", err)
+		}
+		if _, err := pool.Parse(conf); err != nil {
+			return fmt.Errorf("ipam (multinet-ipam): %w", err)
+		}
 	}
 	return nil
 }

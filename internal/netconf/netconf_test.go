@@ -58,6 +58,8 @@ func TestParseAccepts(t *testing.T) {
 		{"cniVersions picks the highest supported", `{"name":"n","cniVersions":["0.4.0","1.0.0"],"plugins":[{"type":"bridge"}]}`,
 			"n", "1.0.0", []string{"bridge"}},
 		{"whitespace around", "\n  " + bridgeConf + "\n", "br", "0.4.0", []string{"bridge"}},
+		{"multinet-ipam with Whereabouts keys", `{"name":"w","type":"macvlan","ipam":{"type":"multinet-ipam","range":"10.1.0.0/16","range_start":"10.1.0.10","exclude":["10.1.0.64/26"],"kubernetes":{"kubeconfig":"/x"},"log_level":"debug"}}`,
+			"w", DefaultCNIVersion, []string{"macvlan"}},
 		{"dotted binary name", `{"name":"n","type":"my.plugin-v2"}`, "n", DefaultCNIVersion, []string{"my.plugin-v2"}},
 	}
 	for _, tt := range tests {
@@ -116,6 +118,9 @@ func TestParseRejects(t *testing.T) {
 			`plugin 1: ipam: type "/bin/sh"`},
 		{"empty ipam type", `{"name":"n","type":"bridge","ipam":{"type":""}}`, `ipam: type "": must not be empty`},
 		{"ipam not an object", `{"name":"n","type":"bridge","ipam":"host-local"}`, `"ipam" must be a JSON object`},
+		{"multinet-ipam section as ADD reads it", `{"name":"n","plugins":[{"type":"macvlan","ipam":{"type":"multinet-ipam","range":"10.1.0.0/16","exlude":["10.1.0.0/24"]}}]}`,
+			`plugin 1: ipam (multinet-ipam): unknown key "exlude"`},
+		{"multinet-ipam without a range", `{"name":"n","type":"bridge","ipam":{"type":"multinet-ipam"}}`, `ipam (multinet-ipam): no range`},
 		{"type key in another case", `{"name":"n","plugins":[{"TYPE":"/bin/sh"}]}`, `plugin 1: missing "type"`},
 		{"missing type in list", `{"name":"n","plugins":[{"type":"bridge"},{"master":"eth0"}]}`, `plugin 2: missing "type"`},
 		{"plugin not an object", `{"name":"n","plugins":["bridge"]}`, "plugin 1: not a JSON object"},
