@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/multinet/multinet/internal/cniapi"
 	"github.com/multinet/multinet/internal/keylock"
@@ -162,7 +161,7 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		}
 	}
 	s := interpret(l.ack, &req.conf)
-	return render(s.Result(req.conf.Priority), req.version)
+	return cniapi.Render(s.Result(req.conf.Priority), req.version)
 }
 
 // current is the lease held for the request's interface in the same netns (a repeated ADD);
@@ -386,20 +385,4 @@ func (m *Manager) lookup(k string) *held {
 func (l *Lease) attrs(more ...any) []any {
 	return append([]any{"pod", l.Pod.String(), "network", l.Network, "ifname", l.IfName,
 		"containerID", l.ContainerID, "ip", l.IP().String()}, more...)
-}
-
-// render converts the result to the network's CNI version.
-func render(res *types100.Result, version string) (json.RawMessage, error) {
-	if version == "" {
-		version = types100.ImplementedSpecVersion
-	}
-	conv, err := res.GetAsVersion(version)
-	if err != nil {
-		return nil, cniError(types.ErrIncompatibleCNIVersion, fmt.Errorf("result as CNI %s: %w", version, err))
-	}
-	out, err := json.Marshal(conv)
-	if err != nil {
-		return nil, fmt.Errorf("encode result: %w", err)
-	}
-	return out, nil
 }

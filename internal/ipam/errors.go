@@ -6,31 +6,25 @@ import (
 	"net/netip"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/multinet/multinet/internal/cniapi"
 )
 
 // errTryAgain marks faults a later retry may not meet (CNI code 11).
 var errTryAgain = errors.New("try again later")
 
 // cniError gives err a CNI error code; the message is err's whole chain.
-func cniError(code uint, err error) error { return &codedError{code: code, err: err} }
-
-type codedError struct {
-	code uint
-	err  error
-}
-
-func (e *codedError) Error() string { return e.err.Error() }
-func (e *codedError) Unwrap() error { return e.err }
+var cniError = cniapi.Coded
 
 // ToCNI maps any error of the manager to the CNI error the plugin returns.
 func ToCNI(err error) *types.Error {
 	if err == nil {
 		return nil
 	}
-	var ce *codedError
+	if code, ok := cniapi.CodeOf(err); ok {
+		return &types.Error{Code: code, Msg: err.Error()}
+	}
 	switch {
-	case errors.As(err, &ce):
-		return &types.Error{Code: ce.code, Msg: err.Error()}
 	case errors.Is(err, errBadConf):
 		return &types.Error{Code: types.ErrInvalidNetworkConfig, Msg: err.Error()}
 	case errors.Is(err, errTryAgain), errors.Is(err, ErrTaken): // a pod's DEL may free it

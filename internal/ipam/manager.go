@@ -191,7 +191,7 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 			return nil, fmt.Errorf("pod %s, network %q, interface %s: %w", req.pod, req.network, in.IfName, err)
 		}
 	}
-	return render(result(req, recs), req.version)
+	return cniapi.Render(result(req, recs), req.version)
 }
 
 func (m *Manager) current(containerID, ifname string) []*record {
@@ -353,20 +353,4 @@ func result(req *request, recs []*record) *types100.Result {
 		res.IPs = append(res.IPs, ip)
 	}
 	return res
-}
-
-// render converts the result to the network's CNI version.
-func render(res *types100.Result, version string) (json.RawMessage, error) {
-	if version == "" {
-		version = types100.ImplementedSpecVersion
-	}
-	conv, err := res.GetAsVersion(version)
-	if err != nil {
-		return nil, cniError(types.ErrIncompatibleCNIVersion, fmt.Errorf("result as CNI %s: %w", version, err))
-	}
-	out, err := json.Marshal(conv)
-	if err != nil {
-		return nil, fmt.Errorf("encode result: %w", err)
-	}
-	return out, nil
 }
