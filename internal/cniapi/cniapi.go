@@ -7,6 +7,7 @@ package cniapi
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -36,4 +37,15 @@ type Request struct {
 type Response struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  *types.Error    `json:"error,omitempty"`
+}
+
+// ArgsMap splits CNI_ARGS ("K=V;K=V") into a map; malformed pairs are skipped.
+func (r *Request) ArgsMap() map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(r.Args, ";") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -131,7 +131,7 @@ func decode(in *cniapi.Request) (*request, error) {
 	if err := json.Unmarshal(in.Config, &nc); err != nil {
 		return nil, fmt.Errorf("%w: network configuration: %w", errBadConf, err)
 	}
-	req := &request{Request: in, version: nc.CNIVersion, args: parseArgs(in.Args), network: nc.Name, confName: nc.Name}
+	req := &request{Request: in, version: nc.CNIVersion, args: in.ArgsMap(), network: nc.Name, confName: nc.Name}
 	if n := req.args["MULTINET_NETWORK"]; n != "" {
 		req.network = n
 	}
@@ -218,17 +218,6 @@ func (c *Conf) validate() error {
 		}
 	}
 	return nil
-}
-
-// parseArgs splits CNI_ARGS ("K=V;K=V"); malformed pairs are skipped.
-func parseArgs(s string) map[string]string {
-	out := map[string]string{}
-	for _, kv := range strings.Split(s, ";") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 var optionNames = map[string]dhcpv4.OptionCode{

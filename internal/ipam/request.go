@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/multinet/multinet/internal/cniapi"
 	"github.com/multinet/multinet/internal/ipam/pool"
@@ -59,7 +58,7 @@ func decode(in *cniapi.Request) (*request, error) {
 	if err := json.Unmarshal(in.Config, &nc); err != nil {
 		return nil, fmt.Errorf("%w: network configuration: %w", errBadConf, err)
 	}
-	args := parseArgs(in.Args)
+	args := in.ArgsMap()
 	req := &request{Request: in, version: nc.CNIVersion, network: nc.Name, valid: nc.ValidAttachments,
 		pod: podRef{Namespace: args["K8S_POD_NAMESPACE"], Name: args["K8S_POD_NAME"], UID: args["K8S_POD_UID"]}}
 	if n := args["MULTINET_NETWORK"]; n != "" {
@@ -93,15 +92,4 @@ func parseAddr(s string) (netip.Addr, error) {
 		return p.Addr(), nil
 	}
 	return netip.ParseAddr(s)
-}
-
-// parseArgs splits CNI_ARGS ("K=V;K=V"); malformed pairs are skipped.
-func parseArgs(s string) map[string]string {
-	out := map[string]string{}
-	for _, kv := range strings.Split(s, ";") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			out[k] = v
-		}
-	}
-	return out
 }

@@ -102,25 +102,8 @@ func (bd *bed) multinetAddDel(b *testing.B, sb *testbed.Sandbox) time.Duration {
 
 // directAddDel calls the same delegates as multinet would, without it.
 func (bd *bed) directAddDel(b *testing.B, sb *testbed.Sandbox, k int) time.Duration {
-	ctx := testbed.Ctx(b)
-	lists := append([]*libcni.NetworkConfigList{bd.cluster}, bd.nets[:k]...)
-	rts := make([]*libcni.RuntimeConf, len(lists))
-	start := time.Now()
-	for i, l := range lists {
-		rts[i] = bd.RuntimeConf(sb)
-		if i > 0 {
-			rts[i].IfName = fmt.Sprintf("net%d", i)
-		}
-		if _, err := bd.direct.AddNetworkList(ctx, l, rts[i]); err != nil {
-			b.Fatalf("direct ADD %s: %v", l.Name, err)
-		}
-	}
-	for i := len(lists) - 1; i >= 0; i-- {
-		if err := bd.direct.DelNetworkList(ctx, lists[i], rts[i]); err != nil {
-			b.Fatalf("direct DEL %s: %v", lists[i].Name, err)
-		}
-	}
-	return time.Since(start)
+	add, del := bd.directApart(b, sb, k, 0)
+	return add + del
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {

@@ -65,7 +65,8 @@ func (bd *bed) phases(b *testing.B, tw *tabwriter.Writer, k int, settle time.Dur
 	bd.daemonTime(b, tw, k)
 }
 
-// directApart is directAddDel with ADD and DEL timed apart, settle between them.
+// directApart calls the same delegates as multinet would, without it, and times ADD and DEL
+// apart, settle between them.
 func (bd *bed) directApart(b *testing.B, sb *testbed.Sandbox, k int, settle time.Duration) (add, del time.Duration) {
 	ctx := testbed.Ctx(b)
 	lists := append([]*libcni.NetworkConfigList{bd.cluster}, bd.nets[:k]...)
