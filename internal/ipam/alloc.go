@@ -41,6 +41,7 @@ type block struct {
 	pool     string
 	prefix   netip.Prefix
 	obj      *blocks.IPBlock // newest version known; nil until read
+	used     int             // the node's records in it
 	sharing  bool            // a share was asked for: no more local allocations
 	sharedAt time.Time       // when this node shared it (taken back only ShareWait later)
 	dirty    bool            // the object does not reflect the node's records yet
@@ -103,6 +104,9 @@ func (m *Manager) checkBlockSize(r pool.Range) error {
 // claims, else borrowed from another node's block.
 func (m *Manager) takeAny(ctx context.Context, req *request, r pool.Range, hold time.Duration) (*record, error) {
 	if rec, err := m.takeLocal(req, r, netip.Addr{}, hold); rec != nil || err != nil {
+		if rec != nil {
+			m.claimAhead(req, r)
+		}
 		return rec, err
 	}
 	// The slow path, one ADD of the pool at a time on this node: a burst of ADDs claims one
@@ -120,6 +124,49 @@ func (m *Manager) takeAny(ctx context.Context, req *request, r pool.Range, hold 
 			return m.borrow(ctx, req, r, hold)
 		}
 	}
+}
+
+// claimAhead claims the pool's next block in the background when the node's own blocks are
+// nearly full (fewer free addresses than a quarter block), so that ADDs seldom wait for a
+// claim; only while at least half of the range's blocks are unclaimed, so that a tight pool's
+// blocks go to the nodes that have none. After an attempt it waits ShareWait before the next.
+func (m *Manager) claimAhead(req *request, r pool.Range) {
+	size := 1 << (r.Subnet.Addr().BitLen() - r.BlockBits)
+	m.mu.Lock()
+	free := 0
+	for _, b := range m.sortedBlocks(r.Pool) {
+		if m.local(b) && b.prefix.Overlaps(r.Subnet) {
+			free += r.UsableIn(b.prefix) - b.used
+		}
+	}
+	if free >= size/4 || time.Now().Before(m.ahead[r.Pool]) {
+		m.mu.Unlock()
+		return
+	}
+	m.ahead[r.Pool] = time.Now().Add(m.set.ShareWait)
+	m.mu.Unlock()
+	if !m.mostlyUnclaimed(r) {
+		return
+	}
+	go func() {
+		defer m.locks.Lock("claim|" + r.Pool)()
+		if _, err := m.claim(m.ctx, req, r, netip.Prefix{}); err != nil {
+			m.deps.Log.Warn("ipam block not claimed ahead", "pool", r.Pool, "err", err)
+		}
+	}()
+}
+
+// mostlyUnclaimed reports whether at least half of r's blocks have no IPBlock yet (it looks
+// at 2048 blocks at most).
+func (m *Manager) mostlyUnclaimed(r pool.Range) bool {
+	total, claimed := 0, 0
+	for p, ok := r.FirstBlock(), true; ok && total < 2048; p, ok = r.NextBlock(p) {
+		total++
+		if _, exists, _ := m.inf.GetIndexer().GetByKey(pool.BlockName(r.Pool, p)); exists {
+			claimed++
+		}
+	}
+	return claimed*2 <= total
 }
 
 // takeLocal allocates want (or the lowest free address if want is zero) in a block the node

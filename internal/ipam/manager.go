@@ -101,6 +101,7 @@ type Manager struct {
 	blocks  map[string]*block    // blocks this node owns or holds records in, by name
 	pending map[string]bool      // recKeys being allocated
 	missing map[string]time.Time // pods seen gone by the reconciler, since
+	ahead   map[string]time.Time // pools claimed ahead for, or found full, until then no more
 }
 
 func recKey(poolID string, a netip.Addr) string { return poolID + "|" + a.String() }
@@ -122,7 +123,8 @@ func New(node, dir string, set Settings, deps Deps) (*Manager, error) {
 	}
 	return &Manager{node: node, set: set, deps: deps, store: s, infReady: make(chan struct{}), kick: make(chan struct{}, 1),
 		ctx: context.Background(), recs: map[string]*record{}, owners: map[string][]*record{}, holds: map[string]*record{},
-		blocks: map[string]*block{}, pending: map[string]bool{}, missing: map[string]time.Time{}}, nil
+		blocks: map[string]*block{}, pending: map[string]bool{}, missing: map[string]time.Time{},
+		ahead: map[string]time.Time{}}, nil
 }
 
 // Start reloads the node's records and runs the flusher and the reconciler until ctx ends.
@@ -157,6 +159,7 @@ func (m *Manager) addRecord(r *record) {
 	}
 	b := m.blockFor(r.Block, r.Pool, r.CIDR)
 	b.dirty = true
+	b.used++
 }
 
 // dropRecord forgets r; the caller holds mu.
@@ -172,6 +175,7 @@ func (m *Manager) dropRecord(r *record) {
 	}
 	if b := m.blocks[r.Block]; b != nil {
 		b.dirty = true
+		b.used--
 	}
 }
 
