@@ -30,6 +30,18 @@ func CodeOf(err error) (uint, bool) {
 	return 0, false
 }
 
+// ToCNI is the CNI error of err: the code Coded gave it, else 999 (internal); the message is
+// err's whole chain. nil for nil.
+func ToCNI(err error) *types.Error {
+	if err == nil {
+		return nil
+	}
+	if code, ok := CodeOf(err); ok {
+		return &types.Error{Code: code, Msg: err.Error()}
+	}
+	return &types.Error{Code: types.ErrInternal, Msg: err.Error()}
+}
+
 // Render converts a result to the network's CNI version (empty: the newest) and encodes it.
 func Render(res *types100.Result, version string) (json.RawMessage, error) {
 	if version == "" {

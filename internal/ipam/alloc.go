@@ -84,11 +84,16 @@ func (m *Manager) checkBlockSize(r pool.Range) error {
 		return fmt.Errorf("%w: pool %q has blocks of /%d (IPBlock %s); this network asks for /%d: give every network of the pool the same block_size/block_size_v6",
 			errBadConf, r.Pool, p.Bits(), name, r.BlockBits)
 	}
+	// A pool's blocks all have one size (this check runs before each claim), so the node's own
+	// blocks answer; only a node without any looks at the pool's, once per ADD until it claims.
 	m.mu.Lock()
-	for _, b := range m.sortedBlocks(r.Pool) { // the node's own, before the informer has them
-		if b.prefix.Bits() != r.BlockBits {
+	for _, b := range m.blocks {
+		if b.pool == r.Pool && b.prefix.IsValid() {
 			m.mu.Unlock()
-			return other(b.name, b.prefix)
+			if b.prefix.Bits() != r.BlockBits {
+				return other(b.name, b.prefix)
+			}
+			return nil
 		}
 	}
 	m.mu.Unlock()

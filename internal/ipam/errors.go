@@ -16,21 +16,18 @@ var errTryAgain = errors.New("try again later")
 // cniError gives err a CNI error code; the message is err's whole chain.
 var cniError = cniapi.Coded
 
-// ToCNI maps any error of the manager to the CNI error the plugin returns.
+// ToCNI maps any error of the manager to the CNI error the plugin returns: a code given with
+// cniError, else configuration faults 7, what a retry may get past 11, the rest 999.
 func ToCNI(err error) *types.Error {
-	if err == nil {
-		return nil
+	if _, coded := cniapi.CodeOf(err); !coded && err != nil {
+		switch {
+		case errors.Is(err, errBadConf):
+			return &types.Error{Code: types.ErrInvalidNetworkConfig, Msg: err.Error()}
+		case errors.Is(err, errTryAgain), errors.Is(err, ErrTaken): // a pod's DEL may free it
+			return &types.Error{Code: types.ErrTryAgainLater, Msg: err.Error()}
+		}
 	}
-	if code, ok := cniapi.CodeOf(err); ok {
-		return &types.Error{Code: code, Msg: err.Error()}
-	}
-	switch {
-	case errors.Is(err, errBadConf):
-		return &types.Error{Code: types.ErrInvalidNetworkConfig, Msg: err.Error()}
-	case errors.Is(err, errTryAgain), errors.Is(err, ErrTaken): // a pod's DEL may free it
-		return &types.Error{Code: types.ErrTryAgainLater, Msg: err.Error()}
-	}
-	return &types.Error{Code: types.ErrInternal, Msg: err.Error()}
+	return cniapi.ToCNI(err)
 }
 
 func netipToIPNet(p netip.Prefix) *net.IPNet {
