@@ -31,7 +31,7 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		return nil, err
 	}
 	defer m.lock(req.ContainerID)()
-	done := m.phase("ADD", "plan")
+	done := m.phase(ctx, "ADD", "plan")
 	delegates, err := m.planAdd(ctx, req)
 	done()
 	if err != nil {
@@ -43,14 +43,14 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 		m.warn(req, status.ReasonNetworkSetupFailed, err)
 		return nil, err
 	}
-	done = m.phase("ADD", "publish")
+	done = m.phase(ctx, "ADD", "publish")
 	m.publish(req, sb)
 	m.announce(req, sb)
 	if m.AfterAdd != nil && req.pod.Name != "" {
 		m.AfterAdd(req.pod.Namespace, req.pod.Name, req.annotation)
 	}
 	done()
-	defer m.phase("ADD", "result")()
+	defer m.phase(ctx, "ADD", "result")()
 	return defaultResult(sb, req.version)
 }
 
@@ -152,7 +152,7 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 		recordIntent(sb, d)
 		ifnames[i] = d.IfName
 	}
-	done := m.phase(req.Command, "intent")
+	done := m.phase(ctx, req.Command, "intent")
 	err = m.Store.Save(sb)
 	done()
 	if err != nil {
@@ -166,7 +166,7 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 		}
 	}()
 	var mu sync.Mutex // guards sb while a stage's delegates run
-	done = m.phase(req.Command, "delegates")
+	done = m.phase(ctx, req.Command, "delegates")
 	defer func() { done() }() // on every return: the failing stage counts too
 	for _, stage := range m.stages(sb, ifnames) {
 		for _, ifname := range stage {
@@ -183,7 +183,7 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 	done()
 	done = func() {}
 	success = true
-	defer m.phase(req.Command, "record")()
+	defer m.phase(ctx, req.Command, "record")()
 	return sb, m.Store.Update(sb)
 }
 

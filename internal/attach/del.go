@@ -76,7 +76,7 @@ func delNetns(fromRuntime, recorded string) string {
 func (m *Manager) detachAll(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string) error {
 	var errs []error
 	stages := m.stages(sb, ifnames)
-	done := m.phase("DEL", "delegates")
+	done := m.phase(ctx, "DEL", "delegates")
 	for i := len(stages) - 1; i >= 0; i-- {
 		stage := stages[i]
 		// The DELs of a stage only read sb; the record changes after they all returned.
@@ -86,7 +86,7 @@ func (m *Manager) detachAll(ctx context.Context, sb *checkpoint.Sandbox, ifnames
 		}
 	}
 	done()
-	defer m.phase("DEL", "record")()
+	defer m.phase(ctx, "DEL", "record")()
 	return errors.Join(append(errs, m.save(sb))...)
 }
 

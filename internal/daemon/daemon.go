@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +67,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	// Leases are renewed from here on, whether or not the API server answers.
 	leaseCtx, stopLeases := context.WithCancel(ctx)
-	leases, err := startLeases(leaseCtx, o, m, log)
+	var leases *dhcp.Manager
+	labelled(leaseCtx, "dhcp", func(ctx context.Context) { leases, err = startLeases(ctx, o, m, log) })
 	if err != nil {
 		stopLeases()
 		return err
@@ -75,10 +78,14 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return err
 	}
 	if o.MetricsAddress != "" {
-		go serveMetrics(ctx, o.MetricsAddress, m.Handler(), log)
+		go pprof.Do(ctx, pprof.Labels(PartLabel, "metrics"), func(ctx context.Context) {
+			serveMetrics(ctx, o.MetricsAddress, withProfiling(m.Handler(), o.Profiling), log)
+		})
 	}
 	pods := podinfo.New(client, nads, o.NodeName)
-	events, stopEvents := status.NewEventRecorder(client, o.NodeName)
+	var events status.EventRecorder
+	var stopEvents func()
+	labelled(ctx, "events", func(context.Context) { events, stopEvents = status.NewEventRecorder(client, o.NodeName) })
 	defer stopEvents()
 	patcher := status.NewPatcher(client, log, status.WithEvents(events))
 	leases.SetWarner(podWarner(events))
@@ -95,23 +102,27 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	addrs, err := startAddresses(ctx, o, cfg, client, pods, m, log)
+	var addrs *mipam.Manager
+	labelled(ctx, "ipam", func(ctx context.Context) { addrs, err = startAddresses(ctx, o, cfg, client, pods, m, log) })
 	if err != nil {
 		return err
 	}
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
-	pods.Start(ctx)
+	labelled(ctx, "informers", pods.Start)
 	synced := make(chan struct{})
-	go func() {
+	go pprof.Do(ctx, pprof.Labels(PartLabel, "hotplug"), func(ctx context.Context) {
 		if pods.WaitForSync(ctx) {
 			log.Info("pod and NetworkAttachmentDefinition caches synced: serving ADD")
 			close(synced)
 			runHotplug(ctx)
 		}
-	}()
-	go patcher.Run(ctx)
-	return serve(ctx, o, handler(o, gatedAdd{mgr, pods}, leases, addrs, m, log), mgr, synced, m, log)
+	})
+	go pprof.Do(ctx, pprof.Labels(PartLabel, "network-status"), patcher.Run)
+	labelled(ctx, "serve", func(ctx context.Context) {
+		err = serve(ctx, o, handler(o, gatedAdd{mgr, pods}, leases, addrs, m, log), mgr, synced, m, log)
+	})
+	return err
 }
 
 // gatedAdd is the manager with ADD held back until the pod and NAD caches are synced:
@@ -319,6 +330,30 @@ func writeConflist(o Options, mgr *attach.Manager) error {
 	}
 	_, err = install.Conflist(o.CNIConfDir, list.CNIVersion, o.Socket)
 	return err
+}
+
+// PartLabel is the profiler label that names the part of multinetd a CPU sample is from
+// (informers, events, network-status, hotplug, ipam, dhcp, metrics, serve: the socket's
+// listener, readiness and the sweep). The socket's requests carry server.RequestLabel instead.
+const PartLabel = "part"
+
+// labelled runs f with the profiler label part=name; goroutines f starts keep it.
+func labelled(ctx context.Context, name string, f func(context.Context)) {
+	pprof.Do(ctx, pprof.Labels(PartLabel, name), f)
+}
+
+// withProfiling adds Go's /debug/pprof/ handlers to h when on.
+func withProfiling(h http.Handler, on bool) http.Handler {
+	if !on {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	return mux
 }
 
 func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {

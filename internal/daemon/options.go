@@ -44,6 +44,8 @@ type Options struct {
 	ParallelAttach bool `json:"parallelAttach"`
 	// AddedEvents posts one Normal AddedInterface Event per pod ADD listing its interfaces.
 	AddedEvents bool `json:"addedEvents"`
+	// Profiling serves Go's /debug/pprof/ beside /metrics, for CPU and heap profiles.
+	Profiling bool `json:"profiling,omitempty"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -91,6 +93,7 @@ func Parse(args []string) (Options, error) {
 	fs.BoolVar(&o.Hotplug, "hotplug", o.Hotplug, "apply edits of a running pod's networks annotation: plug and unplug interfaces (false: interfaces change only when the pod is created)")
 	fs.BoolVar(&o.AddedEvents, "added-events", o.AddedEvents, "post one Normal AddedInterface Event per pod ADD listing every interface attached (false: network-status only; one API request less per ADD)")
 	fs.BoolVar(&o.ParallelAttach, "parallel-attach", o.ParallelAttach, "run the delegates of a pod's secondary networks at once, after its cluster network (DEL: before it); a NAD annotated multinet.io/attach: serial runs alone (false: one after another)")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "also serve Go's /debug/pprof/ (CPU, heap and goroutine profiles) on --metrics-address; keep that address on loopback")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,5 +95,35 @@ func TestParallelAttachSetting(t *testing.T) {
 				t.Errorf("parallelAttach %v, want %v", o.ParallelAttach, c.want)
 			}
 		})
+	}
+}
+
+// TestProfilingServesPprofOnlyWhenOn: /debug/pprof/ is off by default and, on, served beside
+// the metrics handler, which keeps its own paths.
+func TestProfilingServesPprofOnlyWhenOn(t *testing.T) {
+	o, err := Parse([]string{"--node-name", "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Profiling {
+		t.Fatal("profiling is on by default")
+	}
+	if o, err = Parse([]string{"--node-name", "n", "--profiling"}); err != nil || !o.Profiling {
+		t.Fatalf("--profiling: %v, profiling %v", err, o.Profiling)
+	}
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) })
+	for _, c := range []struct {
+		on         bool
+		path, want string
+	}{
+		{false, "/debug/pprof/", "metrics"},
+		{true, "/debug/pprof/", "goroutine"},
+		{true, "/metrics", "metrics"},
+	} {
+		rec := httptest.NewRecorder()
+		withProfiling(metrics, c.on).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.path, nil))
+		if !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("profiling %v, GET %s: %q, want it to hold %q", c.on, c.path, rec.Body.String(), c.want)
+		}
 	}
 }

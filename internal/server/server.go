@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -69,6 +70,9 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
+// RequestLabel is the profiler label that names the socket path a CPU sample serves.
+const RequestLabel = "request"
+
 // ServeHTTP handles a POSTed request; the daemon mounts it on its path (/cni, /dhcp).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -83,7 +87,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.Copy(io.Discard, body)
-	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	// The profiler label request=<path> marks this request's CPU samples (the manager adds phase=).
+	ctx := pprof.WithLabels(r.Context(), pprof.Labels(RequestLabel, r.URL.Path))
+	pprof.SetGoroutineLabels(ctx)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	start := time.Now()
 	result, err := s.dispatch(ctx, &req)

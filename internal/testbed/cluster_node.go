@@ -114,7 +114,7 @@ func (c *Cluster) startContainerd() error {
 		return err
 	}
 	var err error
-	c.containerd, err = startProcess("containerd", "containerd", filepath.Join(c.logDir, "containerd.log"), "--config", cfg)
+	c.containerd, err = startProcess("containerd", "containerd", c.ContainerdLog(), "--config", cfg)
 	if err != nil {
 		return err
 	}
@@ -122,6 +122,9 @@ func (c *Cluster) startContainerd() error {
 		return exec.Command("ctr", "-a", c.Socket, "version").Run()
 	})
 }
+
+// ContainerdLog is the path of containerd's log (appended to across restarts).
+func (c *Cluster) ContainerdLog() string { return filepath.Join(c.logDir, "containerd.log") }
 
 // StopContainerd kills containerd (its shims and the pods keep running, as on a node).
 func (c *Cluster) StopContainerd() {

@@ -27,10 +27,15 @@ const namespace = "bench"
 // daemonFlags are extra multinetd flags, e.g. -daemon-flags=--sync-checkpoints=false.
 var daemonFlags = flag.String("daemon-flags", "", "extra multinetd flags, space-separated")
 
+// daemonProfile is where BenchmarkCore saves multinetd's CPU profile under the throughput load.
+var daemonProfile = flag.String("daemon-cpuprofile", filepath.Join(os.TempDir(), "multinetd-cpu.pprof"),
+	"BenchmarkCore: write multinetd's CPU profile under the throughput load here (read it with go tool pprof)")
+
 // bed is the node under measurement plus the direct path to the same delegates.
 type bed struct {
 	*testbed.Node
 	metrics string
+	pprof   string             // the daemon's /debug/pprof/
 	last    map[string]float64 // the daemon's duration histogram at the last reading
 	direct  *libcni.CNIConfig
 	nets    []*libcni.NetworkConfigList // the secondary networks' conflists, as the NADs hold them
@@ -41,10 +46,10 @@ func newBed(b *testing.B) *bed {
 	testbed.RequireRoot(b)
 	cp := testbed.StartControlPlane(b)
 	addr := freeAddr(b)
-	flags := append([]string{"--metrics-address", addr, "--log-level", "warn"}, strings.Fields(*daemonFlags)...)
+	flags := append([]string{"--metrics-address", addr, "--log-level", "warn", "--profiling"}, strings.Fields(*daemonFlags)...)
 	n := testbed.NewNode(b, cp, flags...)
 	cp.CreateNamespace(b, namespace)
-	bd := &bed{Node: n, metrics: "http://" + addr + "/metrics",
+	bd := &bed{Node: n, metrics: "http://" + addr + "/metrics", pprof: "http://" + addr + "/debug/pprof/",
 		direct: libcni.NewCNIConfigWithCacheDir([]string{n.BinDir}, b.TempDir(), nil)}
 	for i := 1; i <= 3; i++ {
 		name, br := fmt.Sprintf("net%d", i), fmt.Sprintf("mb%d%s", i, n.ID)

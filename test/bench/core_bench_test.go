@@ -2,16 +2,26 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/pprof/profile"
+
+	"github.com/multinet/multinet/internal/attach"
+	"github.com/multinet/multinet/internal/daemon"
+	"github.com/multinet/multinet/internal/server"
 	"github.com/multinet/multinet/internal/testbed"
 )
 
@@ -150,13 +160,138 @@ func labelValue(sample, label string) string {
 }
 
 func (bd *bed) throughput(b *testing.B, tw *tabwriter.Writer) {
-	sbs := bd.pods(b, "thr", throughput, 1)
-	m := parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb); bd.MustDel(b, sb) })
-	d := parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.directAddDel(b, sb, 1) })
-	mps, dps := float64(throughput)/m.Seconds(), float64(throughput)/d.Seconds()
-	fmt.Fprintf(tw, "pods/s ADD+DEL, 1 secondary, concurrency 16\t%.1f\t%.1f\t%.2fx of direct\n", mps, dps, mps/dps)
-	b.ReportMetric(mps, "pods/s")
-	b.ReportMetric(mps/dps, "throughput-ratio")
+	for _, k := range []int{0, 1, 3} {
+		sbs := bd.pods(b, fmt.Sprintf("thr%d", k), throughput, k)
+		m := parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb); bd.MustDel(b, sb) })
+		d := parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.directAddDel(b, sb, k) })
+		mps, dps := float64(throughput)/m.Seconds(), float64(throughput)/d.Seconds()
+		fmt.Fprintf(tw, "pods/s ADD+DEL, %d secondary, concurrency 16\t%.1f\t%.1f\t%.2fx of direct\n", k, mps, dps, mps/dps)
+		b.ReportMetric(mps/dps, fmt.Sprintf("throughput-ratio-k%d", k))
+	}
+	bd.daemonProfile(b, tw)
+}
+
+// BenchmarkDaemonCPU prints only multinetd's CPU per ADD+DEL under load and its split by
+// span (the last rows of BenchmarkCore), for quick comparisons. Run with -benchtime 1x.
+func BenchmarkDaemonCPU(b *testing.B) {
+	for range b.N {
+		bd := newBed(b)
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		bd.daemonProfile(b, tw)
+		if err := tw.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// daemonProfile measures multinetd's CPU per ADD+DEL at concurrency 16 with 1 secondary
+// network, saves its CPU profile and prints the CPU by span.
+func (bd *bed) daemonProfile(b *testing.B, tw *tabwriter.Writer) {
+	allocsBefore := bd.saveProfile(b, "allocs", strings.TrimSuffix(*daemonProfile, ".pprof")+"-allocs-before.pprof")
+	cpu := bd.daemonCPU(b)
+	start := time.Now()
+	pods := bd.profile(b, 1, 20)
+	elapsed := time.Since(start)
+	cpu = bd.daemonCPU(b) - cpu
+	allocsAfter := bd.saveProfile(b, "allocs", strings.TrimSuffix(*daemonProfile, ".pprof")+"-allocs-after.pprof")
+	fmt.Fprintf(tw, "multinetd CPU per ADD+DEL under load (1 secondary, %.1f pods/s, pods created meanwhile)\t%.2f ms\t-\t\n",
+		float64(pods)/elapsed.Seconds(), float64(cpu)/1e6/float64(pods))
+	fmt.Fprintf(tw, "  its CPU profile (go tool pprof -top)\t%s\t-\t\n", *daemonProfile)
+	fmt.Fprintf(tw, "  heap allocated per ADD+DEL (go tool pprof -sample_index alloc_space -base %s %s)\t%.0f KiB\t-\t\n",
+		filepath.Base(allocsBefore.path), filepath.Base(allocsAfter.path), float64(allocsAfter.allocated-allocsBefore.allocated)/1024/float64(pods))
+	spans := profileSpans(b, *daemonProfile)
+	for _, sp := range spans {
+		fmt.Fprintf(tw, "  CPU per ADD+DEL in %s (profile)\t%.2f ms\t-\t\n", sp.name, float64(sp.cpu)/1e6/float64(pods))
+	}
+}
+
+// savedProfile is a heap profile of multinetd saved to path, with the bytes allocated so far.
+type savedProfile struct {
+	path      string
+	allocated int64
+}
+
+// saveProfile saves the daemon's /debug/pprof/<name> profile to path.
+func (bd *bed) saveProfile(b *testing.B, name, path string) savedProfile {
+	resp, err := http.Get(bd.pprof + name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("daemon %s profile: %s %v", name, resp.Status, err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	p, err := profile.ParseData(data)
+	if err != nil {
+		b.Fatalf("daemon %s profile: %v", name, err)
+	}
+	out := savedProfile{path: path}
+	for i, st := range p.SampleType {
+		if st.Type == "alloc_space" {
+			for _, smp := range p.Sample {
+				out.allocated += smp.Value[i]
+			}
+		}
+	}
+	return out
+}
+
+// span is the CPU a CPU profile's samples with one label value hold.
+type span struct {
+	name string
+	cpu  time.Duration
+}
+
+// profileSpans splits a multinetd CPU profile by its labels: a socket request's phases
+// (request=/cni with phase=plan, intent, delegates, ...; without a phase: decoding, locking,
+// encoding), its background parts (part=informers, events, network-status, ...) and what
+// carries no label (the Go runtime: GC, scheduler). Largest first.
+func profileSpans(b *testing.B, path string) []span {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		b.Fatalf("%s: %v", path, err)
+	}
+	cpu := -1
+	for i, st := range p.SampleType {
+		if st.Type == "cpu" {
+			cpu = i
+		}
+	}
+	if cpu < 0 {
+		b.Fatalf("%s: no cpu samples", path)
+	}
+	by := map[string]time.Duration{}
+	for _, smp := range p.Sample {
+		name := "unlabelled (Go runtime: GC, scheduler)"
+		if req := first(smp.Label[server.RequestLabel]); req != "" {
+			name = "request " + req + ", " + cmp.Or(first(smp.Label[attach.PhaseLabel]), "outside phases (decode, lock, encode)")
+		} else if part := first(smp.Label[daemon.PartLabel]); part != "" {
+			name = "background " + part
+		}
+		by[name] += time.Duration(smp.Value[cpu])
+	}
+	var out []span
+	for name, d := range by {
+		out = append(out, span{name, d})
+	}
+	slices.SortFunc(out, func(a, b span) int { return cmp.Compare(b.cpu, a.cpu) })
+	return out
+}
+
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }
 
 func (bd *bed) memory(b *testing.B, tw *tabwriter.Writer) {
@@ -183,10 +318,61 @@ func (bd *bed) memory(b *testing.B, tw *tabwriter.Writer) {
 			}
 		}
 	}()
-	parallel(sbs, burst, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb) })
+	wall := parallel(sbs, burst, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb) })
 	close(stop)
+	fmt.Fprintf(tw, "%d concurrent ADDs (1 secondary), wall\t%.1f s\t-\t\n", burst, wall.Seconds())
 	fmt.Fprintf(tw, "daemon peak RSS, burst of %d concurrent ADDs\t%.1f MiB\t-\t\n", burst, float64(peak.Load())/1024)
 	b.ReportMetric(rssHeld, "rss-MiB-250x3")
 	b.ReportMetric(float64(peak.Load())/1024, "rss-MiB-burst")
 	parallel(sbs, 16, func(sb *testbed.Sandbox) { bd.MustDel(b, sb) })
+}
+
+// profile saves a CPU profile of multinetd (seconds long) while pods of k secondary networks
+// are created, added and deleted at concurrency 16, and returns how many pods went through.
+func (bd *bed) profile(b *testing.B, k int, seconds int) int64 {
+	out, err := os.Create(*daemonProfile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	profiled := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("%sprofile?seconds=%d", bd.pprof, seconds))
+		if err == nil {
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s: %s", resp.Request.URL, resp.Status)
+			} else {
+				_, err = io.Copy(out, resp.Body)
+			}
+		}
+		profiled <- err
+	}()
+	var pods atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sb := bd.NewSandbox(b, namespace, fmt.Sprintf("prof-%d-%d", w, i), annotation(k))
+				bd.MustAdd(b, sb)
+				bd.MustDel(b, sb)
+				pods.Add(1)
+			}
+		}()
+	}
+	err = <-profiled
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		b.Fatalf("daemon CPU profile: %v", err)
+	}
+	return pods.Load()
 }

@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -34,9 +38,11 @@ func BenchmarkRealNodePodStartup(b *testing.B) {
 	}
 	c.DeployMultinet(b, overlay)
 	measureStartup(b, c, 1, nets) // warm-up: the first ADD creates the three bridges
+	noSecondary := measureStartup(b, c, sandboxPods, nil)
 	fmt.Printf("\npod create -> Running on one real node (kubelet + containerd), pods created at once\n")
 	fmt.Printf("%-6s | %-28s | %-28s | %s\n", "pods", "cluster network alone", "multinet, 3 secondary nets", "ratio (all Running)")
 	fmt.Printf("%-6s | %-28s | %-28s | %s\n", "", "all Running / median pod", "all Running / median pod", "")
+	var withNets startup
 	for _, n := range benchSizes {
 		with := measureStartup(b, c, n, nets)
 		a := alone[n]
@@ -44,11 +50,39 @@ func BenchmarkRealNodePodStartup(b *testing.B) {
 		b.ReportMetric(with.all.Seconds()/a.all.Seconds(), fmt.Sprintf("ratio-%dpods", n))
 		b.ReportMetric(with.all.Seconds(), fmt.Sprintf("s-multinet-%dpods", n))
 		b.ReportMetric(a.all.Seconds(), fmt.Sprintf("s-alone-%dpods", n))
+		if n == sandboxPods {
+			withNets = with
+		}
 	}
+	fmt.Printf("\nRunPodSandbox p50 / p99 from containerd's log (%d pods created at once)\n", sandboxPods)
+	fmt.Printf("%-28s | %-28s | %-28s | %s\n", "cluster network alone", "multinet, no secondary net", "multinet, 3 secondary nets", "multinet's cost, no secondary")
+	alonePods := alone[sandboxPods]
+	fmt.Printf("%-28s | %-28s | %-28s | %+.1f ms\n", alonePods.sandboxes(), noSecondary.sandboxes(), withNets.sandboxes(),
+		ms(percentile(noSecondary.sandbox, 0.5)-percentile(alonePods.sandbox, 0.5)))
+	b.ReportMetric(ms(percentile(noSecondary.sandbox, 0.5)-percentile(alonePods.sandbox, 0.5)), "sandbox-ms-over-alone")
 }
 
-// startup is the time until every pod was Running, and the median pod's.
-type startup struct{ all, median time.Duration }
+// sandboxPods is the round whose RunPodSandbox times the table shows.
+const sandboxPods = 10
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// startup is the time until every pod was Running, the median pod's, and each pod's
+// RunPodSandbox as containerd logged it.
+type startup struct {
+	all, median time.Duration
+	sandbox     []time.Duration
+}
+
+func (s startup) sandboxes() string {
+	return fmt.Sprintf("%.1f / %.1f ms", ms(percentile(s.sandbox, 0.5)), ms(percentile(s.sandbox, 0.99)))
+}
 
 func (s startup) String() string {
 	return fmt.Sprintf("%s / %s", s.all.Round(10*time.Millisecond), s.median.Round(10*time.Millisecond))
@@ -58,6 +92,7 @@ func (s startup) String() string {
 // Running, and deletes them (waiting until they are gone, so the next round starts clean).
 func measureStartup(b *testing.B, c *testbed.Cluster, n int, nets []network) startup {
 	b.Helper()
+	logStart := fileSize(b, c.ContainerdLog())
 	start := time.Now()
 	for i := range n {
 		c.CreatePodObject(b, testbed.BusyboxPod("bench", fmt.Sprintf("p%d", i), annotation(nets)))
@@ -84,6 +119,58 @@ func measureStartup(b *testing.B, c *testbed.Cluster, n int, nets []network) sta
 		times = append(times, d)
 	}
 	slices.Sort(times)
+	sandbox := runPodSandboxTimes(b, c.ContainerdLog(), logStart, "bench")
+	if len(sandbox) != n {
+		b.Fatalf("containerd logged %d RunPodSandbox calls in namespace bench for %d pods", len(sandbox), n)
+	}
 	c.RunKubectl(b, "-n", "bench", "delete", "pods", "--all", "--wait=true", "--timeout=5m")
-	return startup{all: all, median: times[len(times)/2]}
+	return startup{all: all, median: times[len(times)/2], sandbox: sandbox}
+}
+
+func fileSize(b *testing.B, path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// sandboxLine is containerd's log line at the start and at the successful end of a
+// RunPodSandbox call: time="..." level=info msg="RunPodSandbox for &PodSandboxMetadata{Name:p0,Uid:...,Namespace:bench,...}[ returns sandbox id \"...\"]".
+var sandboxLine = regexp.MustCompile(`^time="([^"]+)".*msg="RunPodSandbox for &PodSandboxMetadata\{Name:[^,]*,Uid:([^,]+),Namespace:([^,]+),.*?\}( returns sandbox id)?`)
+
+// runPodSandboxTimes reads containerd's log from offset on and returns how long each
+// successful RunPodSandbox of a pod in namespace took, from containerd's own timestamps.
+func runPodSandboxTimes(b *testing.B, path string, offset int64, namespace string) []time.Duration {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		b.Fatal(err)
+	}
+	started := map[string]time.Time{}
+	var out []time.Duration
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := sandboxLine.FindStringSubmatch(sc.Text())
+		if m == nil || m[3] != namespace {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			b.Fatalf("containerd log time %q: %v", m[1], err)
+		}
+		if m[4] == "" {
+			started[m[2]] = at
+		} else if s, ok := started[m[2]]; ok {
+			out = append(out, at.Sub(s))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
