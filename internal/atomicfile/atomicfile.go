@@ -27,7 +27,7 @@ func Write(path string, data []byte, mode os.FileMode, durable bool) error {
 	if durable {
 		serr = tmp.Sync()
 	}
-	if err := errors.Join(werr, serr, tmp.Close(), os.Chmod(tmp.Name(), mode)); err != nil {
+	if err := errors.Join(werr, serr, tmp.Chmod(mode), tmp.Close()); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

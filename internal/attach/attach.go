@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"runtime/pprof"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -93,6 +95,10 @@ type Manager struct {
 	Deps
 
 	locks keylock.Locks
+	// nadConfs caches parsed NAD configs by "namespace/name" (nadConfList); nadConfCount
+	// counts the stores since it was last cleared.
+	nadConfs     sync.Map
+	nadConfCount atomic.Int64
 }
 
 // New wires a manager.

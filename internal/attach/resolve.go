@@ -1,6 +1,7 @@
 package attach
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -52,25 +56,71 @@ func DetectDefault(dir, own string) (plan.Network, error) {
 		if filepath.Base(f) == own {
 			continue
 		}
-		n, err := fromFile(f)
-		if err != nil || usesShim(n.ConfList) {
+		c := confFromFile(f)
+		if c.err != nil || c.shim {
 			continue
 		}
-		return n, nil
+		return c.n, nil
 	}
 	return plan.Network{}, fmt.Errorf("no cluster default network: no usable CNI conf in %s besides multinet's own (install the cluster network first, or set --default-network)", dir)
 }
 
 func fromFile(path string) (plan.Network, error) {
+	c := confFromFile(path)
+	return c.n, c.err
+}
+
+// confFile is a conf file read and parsed, with the identity of the file it came from.
+type confFile struct {
+	ino, dev uint64
+	size     int64
+	mtime    time.Time
+	ctime    syscall.Timespec
+	n        plan.Network
+	shim     bool // it runs multinet's shim: never the cluster default network
+	err      error
+}
+
+// confFiles caches conf files by path (confFile). Every ADD needs the cluster network's conf:
+// while the file keeps its inode, size and times it is stat'ed, not read and parsed again.
+var confFiles sync.Map
+
+// confFromFile reads and parses the conf file at path, or returns the cached copy of it.
+func confFromFile(path string) confFile {
+	info, err := os.Stat(path)
+	if err != nil {
+		return confFile{err: fmt.Errorf("default network: %w", err)}
+	}
+	id := confFile{size: info.Size(), mtime: info.ModTime()}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		id.ino, id.dev, id.ctime = st.Ino, st.Dev, st.Ctim
+	}
+	if v, ok := confFiles.Load(path); ok {
+		if c := v.(confFile); c.ino == id.ino && c.dev == id.dev && c.size == id.size && c.mtime.Equal(id.mtime) && c.ctime == id.ctime {
+			c.n.ConfList = slices.Clone(c.n.ConfList) // the caller's own copy
+			return c
+		}
+	}
+	c := parseConfFile(path)
+	c.ino, c.dev, c.size, c.mtime, c.ctime = id.ino, id.dev, id.size, id.mtime, id.ctime
+	if c.err == nil { // a file being written may parse next time
+		confFiles.Store(path, c)
+	}
+	return c
+}
+
+// parseConfFile reads and parses the conf file at path. A file replaced between the stat and
+// the read is cached under the old identity, so the next call reads it again.
+func parseConfFile(path string) confFile {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return plan.Network{}, fmt.Errorf("default network: %w", err)
+		return confFile{err: fmt.Errorf("default network: %w", err)}
 	}
 	list, err := netconf.Parse(data, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
 	if err != nil {
-		return plan.Network{}, fmt.Errorf("default network file %s: %w", path, err)
+		return confFile{err: fmt.Errorf("default network file %s: %w", path, err)}
 	}
-	return plan.Network{Key: list.Name, ConfList: list.Bytes}, nil
+	return confFile{n: plan.Network{Key: list.Name, ConfList: list.Bytes}, shim: usesShim(list.Bytes)}
 }
 
 func usesShim(confList []byte) bool {
@@ -119,7 +169,7 @@ func (m *Manager) resolveNAD(ctx context.Context, podNS string, el *nadv1.Networ
 	case err != nil:
 		return plan.Network{}, fmt.Errorf("network %q: %w: %w", key, ErrTryAgain, err)
 	}
-	list, err := netconf.Resolve([]byte(nad.Spec.Config), nad.Name, m.cfg.ConfDir)
+	confList, err := m.nadConfList(nad)
 	if err != nil {
 		return plan.Network{}, invalidf(types.ErrInvalidNetworkConfig, "network %q: spec.config: %v", key, err)
 	}
@@ -127,5 +177,44 @@ func (m *Manager) resolveNAD(ctx context.Context, podNS string, el *nadv1.Networ
 	if err != nil {
 		return plan.Network{}, err
 	}
-	return plan.Network{Key: key, ConfList: list.Bytes, Element: el, Serial: serial}, nil
+	return plan.Network{Key: key, ConfList: confList, Element: el, Serial: serial}, nil
+}
+
+// nadConf is a NAD's spec.config parsed, for the NAD version (UID and resourceVersion) it is
+// from.
+type nadConf struct {
+	uid, version string
+	confList     []byte
+}
+
+// maxNADConfs bounds the parsed NAD configs kept; past it the cache starts over.
+const maxNADConfs = 1024
+
+// nadConfList is the conflist of a NAD: its spec.config parsed, kept per NAD version so that
+// an ADD does not parse it again; an empty spec.config is looked up in the conf dir each time.
+func (m *Manager) nadConfList(nad *nadv1.NetworkAttachmentDefinition) ([]byte, error) {
+	config := []byte(nad.Spec.Config)
+	if len(bytes.TrimSpace(config)) == 0 {
+		list, err := netconf.FromConfDir(m.cfg.ConfDir, nad.Name)
+		if err != nil {
+			return nil, err
+		}
+		return list.Bytes, nil
+	}
+	key := nad.Namespace + "/" + nad.Name
+	if v, ok := m.nadConfs.Load(key); ok {
+		if c := v.(nadConf); c.uid == string(nad.UID) && c.version == nad.ResourceVersion && nad.ResourceVersion != "" {
+			return slices.Clone(c.confList), nil
+		}
+	}
+	list, err := netconf.Parse(config, nad.Name)
+	if err != nil {
+		return nil, err
+	}
+	if m.nadConfCount.Add(1) > maxNADConfs {
+		m.nadConfs.Clear()
+		m.nadConfCount.Store(1)
+	}
+	m.nadConfs.Store(key, nadConf{uid: string(nad.UID), version: nad.ResourceVersion, confList: slices.Clone(list.Bytes)})
+	return list.Bytes, nil
 }

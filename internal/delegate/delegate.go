@@ -10,9 +10,7 @@ import (
 	"os"
 
 	"github.com/containernetworking/cni/libcni"
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/cni/pkg/version"
 )
 
 // Invocation is one attachment of one network to one sandbox interface.
@@ -38,9 +36,9 @@ func New(binDirs []string, cacheDir string, maxParallel int) *Runner {
 	if maxParallel < 1 {
 		maxParallel = 1
 	}
-	// libcni's own default executor, given here: left nil, libcni sets it on first use,
-	// which concurrent calls would race on.
-	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	// Given here, not left nil: libcni would set its own on first use, which concurrent
+	// calls would race on.
+	exec := &pipeExec{stderr: os.Stderr}
 	return &Runner{
 		cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, exec),
 		sem: make(chan struct{}, maxParallel),
