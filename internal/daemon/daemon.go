@@ -11,9 +11,11 @@ import (
 	httppprof "net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -120,7 +122,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	})
 	go pprof.Do(ctx, pprof.Labels(PartLabel, "network-status"), patcher.Run)
 	labelled(ctx, "serve", func(ctx context.Context) {
-		err = serve(ctx, o, handler(o, gatedAdd{mgr, pods}, leases, addrs, m, log), mgr, synced, m, log)
+		trim := &idleTrim{}
+		err = serve(ctx, o, trim.count(handler(o, gatedAdd{mgr, pods}, leases, addrs, m, log)), mgr, synced, trim, m, log)
 	})
 	return err
 }
@@ -224,7 +227,8 @@ func handler(o Options, mgr server.Handler, leases *dhcp.Manager, addrs *mipam.M
 // serve listens on the shim socket at once, declares readiness once the caches are synced and
 // multinet's conflist is in place (retrying until the cluster network shows up), sweeps
 // periodically and stops gracefully with ctx.
-func serve(ctx context.Context, o Options, h http.Handler, mgr *attach.Manager, synced <-chan struct{}, m *metrics.Metrics, log *slog.Logger) error {
+func serve(ctx context.Context, o Options, h http.Handler, mgr *attach.Manager, synced <-chan struct{}, trim *idleTrim,
+	m *metrics.Metrics, log *slog.Logger) error {
 	l, err := server.Listen(o.Socket)
 	if err != nil {
 		return err
@@ -239,17 +243,23 @@ func serve(ctx context.Context, o Options, h http.Handler, mgr *attach.Manager, 
 	defer retry.Stop()
 	sweep := time.NewTicker(o.SweepInterval.Duration)
 	defer sweep.Stop()
+	idle := time.NewTicker(idleTrimAfter)
+	defer idle.Stop()
 	for {
 		select {
+		case <-idle.C:
+			trim.tick()
 		case <-synced:
 			synced, cachesSynced = nil, true
 			if ready = becomeReady(o, mgr, m, log, true); ready {
 				releaseStartupPages(log)
+				debug.FreeOSMemory()
 			}
 		case <-retry.C:
 			if cachesSynced && !ready {
 				if ready = becomeReady(o, mgr, m, log, false); ready {
 					releaseStartupPages(log)
+					debug.FreeOSMemory()
 				}
 			}
 		case <-sweep.C:
@@ -265,6 +275,38 @@ func serve(ctx context.Context, o Options, h http.Handler, mgr *attach.Manager, 
 			return srv.Shutdown(shut)
 		}
 	}
+}
+
+// idleTrimAfter is how long the socket must have been quiet before idleTrim acts.
+const idleTrimAfter = 10 * time.Second
+
+// idleTrim gives the heap a burst of requests grew back to the kernel once the burst is over:
+// the Go runtime keeps freed heap for a while in case it is needed again, which on a node
+// that creates pods in bursts is RSS held for nothing between them. One forced collection
+// (debug.FreeOSMemory) per quiet period that follows requests; none while requests come in.
+type idleTrim struct {
+	served  atomic.Int64 // socket requests so far
+	seen    int64        // served at the last tick
+	trimmed int64        // served at the last trim
+}
+
+// count counts the requests h serves.
+func (t *idleTrim) count(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.served.Add(1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tick runs every idleTrimAfter: it trims when no request came since the last tick and some
+// came since the last trim.
+func (t *idleTrim) tick() {
+	n := t.served.Load()
+	if n == t.seen && n != t.trimmed {
+		debug.FreeOSMemory()
+		t.trimmed = n
+	}
+	t.seen = n
 }
 
 // becomeReady writes multinet's conflist (unless told not to) and flips readiness; it logs

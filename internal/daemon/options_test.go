@@ -127,3 +127,34 @@ func TestProfilingServesPprofOnlyWhenOn(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleTrimOncePerQuietPeriod: the heap is given back once the socket has been quiet for a
+// tick after requests, not while they come in, and not again until new requests came.
+func TestIdleTrimOncePerQuietPeriod(t *testing.T) {
+	var trim idleTrim
+	h := trim.count(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	serve := func(n int) {
+		for range n {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/cni", nil))
+		}
+	}
+	steps := []struct {
+		requests    int
+		wantTrimmed int64
+	}{
+		{0, 0}, // quiet from the start: nothing to give back
+		{5, 0}, // requests during this tick
+		{0, 5}, // quiet for a whole tick after them: trimmed
+		{0, 5}, // still quiet: not again
+		{3, 5},
+		{2, 5},
+		{0, 10},
+	}
+	for i, s := range steps {
+		serve(s.requests)
+		trim.tick()
+		if trim.trimmed != s.wantTrimmed {
+			t.Fatalf("tick %d: trimmed at %d requests, want %d", i, trim.trimmed, s.wantTrimmed)
+		}
+	}
+}
