@@ -34,11 +34,11 @@ func BenchmarkRealNodePodStartup(b *testing.B) {
 	e := &env{c: c}
 	nets := []network{e.createNetwork(b, "bench", "b1", 31), e.createNetwork(b, "bench", "b2", 32), e.createNetwork(b, "bench", "b3", 33)}
 	measureStartup(b, c, 1, nil) // warm-up: the first pod also loads the images' snapshots
+	sandboxAlone := measureSandboxes(b, c, nil)
 	alone := map[int]startup{}
 	for _, n := range benchSizes {
 		alone[n] = measureStartup(b, c, n, nil)
 	}
-	sandboxAlone := measureSandboxes(b, c, nil)
 	c.DeployMultinet(b, overlay)
 	measureStartup(b, c, 1, nets) // warm-up: the first ADD creates the three bridges
 	sandboxNoSecondary := measureSandboxes(b, c, nil)
@@ -61,8 +61,12 @@ func BenchmarkRealNodePodStartup(b *testing.B) {
 	b.ReportMetric(ms(over), "sandbox-ms-over-alone")
 }
 
-// sandboxPods is how many pods measureSandboxes creates, one after another.
-const sandboxPods = 12
+// sandboxPods is how many pods measureSandboxes creates, one after another, after
+// sandboxSettle (the node finishing the previous round's teardown).
+const (
+	sandboxPods   = 12
+	sandboxSettle = 10 * time.Second
+)
 
 // measureSandboxes creates sandboxPods pods one at a time (each Running before the next),
 // with the networks, if any, and returns their RunPodSandbox times from containerd's log:
@@ -70,6 +74,7 @@ const sandboxPods = 12
 // has.
 func measureSandboxes(b *testing.B, c *testbed.Cluster, nets []network) []time.Duration {
 	b.Helper()
+	time.Sleep(sandboxSettle)
 	logStart := fileSize(b, c.ContainerdLog())
 	for i := range sandboxPods {
 		c.CreatePodObject(b, testbed.BusyboxPod("bench", fmt.Sprintf("s%d", i), annotation(nets)))
