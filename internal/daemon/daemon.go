@@ -123,19 +123,35 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	go pprof.Do(ctx, pprof.Labels(PartLabel, "network-status"), patcher.Run)
 	labelled(ctx, "serve", func(ctx context.Context) {
 		trim := &idleTrim{}
-		err = serve(ctx, o, trim.count(handler(o, gatedAdd{mgr, pods}, leases, addrs, m, log)), mgr, synced, trim, m, log)
+		err = serve(ctx, o, trim.count(handler(o, gatedAdd{mgr, pods, synced}, leases, addrs, m, log)), mgr, synced, trim, m, log)
 	})
 	return err
 }
 
-// gatedAdd is the manager with ADD held back until the pod and NAD caches are synced:
-// until then ADD answers "try again later" (CNI code 11) and says why.
+// gatedAdd is the manager with ADD held back until the pod and NAD caches are synced. While
+// the first list is under way (the daemon just started: a rollout, a restart), an ADD waits
+// for it up to syncWait, so that a runtime whose ADD arrives then does not fail a sandbox
+// for a fraction of a second; otherwise (the API server failing, or the wait over) ADD
+// answers "try again later" (CNI code 11) and says why.
 type gatedAdd struct {
 	*attach.Manager
-	pods *podinfo.Source
+	pods   *podinfo.Source
+	synced <-chan struct{} // closed once the caches have synced
 }
 
+// syncWait is how long an ADD waits for the caches' first list to end.
+const syncWait = 5 * time.Second
+
 func (g gatedAdd) Add(ctx context.Context, req *cniapi.Request) (json.RawMessage, error) {
+	if g.pods.Synced() != nil && g.pods.ListErr() == nil {
+		t := time.NewTimer(syncWait)
+		select {
+		case <-g.synced:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if err := g.pods.Synced(); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, attach.ErrTryAgain)
 	}

@@ -145,6 +145,13 @@ func (s *Source) WaitForSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), s.PodInformer.HasSynced, s.nadInf.HasSynced)
 }
 
+// ListErr is the error of the caches' last failed list or watch; nil if none has failed.
+func (s *Source) ListErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listErr
+}
+
 // Synced is nil once the caches are filled; until then an error wrapping ErrNotSynced that
 // says whether the API server can be reached.
 func (s *Source) Synced() error {
