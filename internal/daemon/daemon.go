@@ -80,7 +80,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return err
 	}
 	if o.MetricsAddress != "" {
-		go pprof.Do(ctx, pprof.Labels(PartLabel, "metrics"), func(ctx context.Context) {
+		go labelled(ctx, "metrics", func(ctx context.Context) {
 			serveMetrics(ctx, o.MetricsAddress, withProfiling(m.Handler(), o.Profiling), log)
 		})
 	}
@@ -113,14 +113,14 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// ADD, hot plug and readiness wait for the caches.
 	labelled(ctx, "informers", pods.Start)
 	synced := make(chan struct{})
-	go pprof.Do(ctx, pprof.Labels(PartLabel, "hotplug"), func(ctx context.Context) {
+	go labelled(ctx, "hotplug", func(ctx context.Context) {
 		if pods.WaitForSync(ctx) {
 			log.Info("pod and NetworkAttachmentDefinition caches synced: serving ADD")
 			close(synced)
 			runHotplug(ctx)
 		}
 	})
-	go pprof.Do(ctx, pprof.Labels(PartLabel, "network-status"), patcher.Run)
+	go labelled(ctx, "network-status", patcher.Run)
 	labelled(ctx, "serve", func(ctx context.Context) {
 		trim := &idleTrim{}
 		err = serve(ctx, o, trim.count(handler(o, gatedAdd{mgr, pods, synced}, leases, addrs, m, log)), mgr, synced, trim, m, log)

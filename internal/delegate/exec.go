@@ -140,17 +140,9 @@ func run(ctx context.Context, path string, stdin []byte, environ []string) (stdo
 
 // readBounded reads r to its end and keeps the first limit bytes.
 func readBounded(r io.Reader, limit int64) []byte {
-	var kept []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := r.Read(buf)
-		if room := limit - int64(len(kept)); room > 0 {
-			kept = append(kept, buf[:min(int64(n), room)]...)
-		}
-		if err != nil {
-			return kept
-		}
-	}
+	kept, _ := io.ReadAll(io.LimitReader(r, limit))
+	_, _ = io.Copy(io.Discard, r)
+	return kept
 }
 
 // pluginErr is the CNI error of a failed plugin call, as libcni's executor words it: the
