@@ -19,17 +19,15 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
-	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	"golang.org/x/sys/unix"
-	"k8s.io/apimachinery/pkg/runtime"
 	k8stypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/multinet/multinet/internal/attach"
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/coreapi"
 	"github.com/multinet/multinet/internal/delegate"
 	"github.com/multinet/multinet/internal/dhcp"
 	"github.com/multinet/multinet/internal/dhcp/ipam"
@@ -54,11 +52,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.Wrap(m.CountingTransport)
-	client, err := coreClientFor(cfg)
+	client, err := coreapi.New(cfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	// NetworkAttachmentDefinitions are a CRD: JSON only.
+	// NetworkAttachmentDefinitions are a CRD: JSON only. Their typed client alone: the
+	// clientset around it would link a discovery client and every built-in group's types.
 	nads, err := nadclient.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("NetworkAttachmentDefinition client: %w", err)
@@ -87,7 +86,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	pods := podinfo.New(client, nads, o.NodeName)
 	var events status.EventRecorder
 	var stopEvents func()
-	labelled(ctx, "events", func(context.Context) { events, stopEvents = status.NewEventRecorder(client, o.NodeName) })
+	labelled(ctx, "events", func(context.Context) { events, stopEvents = status.NewEventRecorder(client.EventSink(), o.NodeName) })
 	defer stopEvents()
 	patcher := status.NewPatcher(client, log, status.WithEvents(events))
 	leases.SetWarner(podWarner(events))
@@ -207,14 +206,14 @@ func installShim(o Options) error {
 
 // startAddresses reloads multinet-ipam's records and runs its write-back and reconciler; the
 // IPBlock informer starts with the first multinet-ipam request.
-func startAddresses(ctx context.Context, o Options, cfg *rest.Config, client kubernetes.Interface, pods *podinfo.Source,
+func startAddresses(ctx context.Context, o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source,
 	m *metrics.Metrics, log *slog.Logger) (*mipam.Manager, error) {
 	api, err := blocks.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("IPBlock client: %w", err)
 	}
 	addrs, err := mipam.New(o.NodeName, filepath.Join(o.StateDir, "ipam"), mipam.Settings{NoSync: !o.SyncCheckpoints},
-		mipam.Deps{API: api, Pods: pods, Nodes: mipam.KubeNodes{Client: client.CoreV1()}, Obs: m, Log: log.With("component", "ipam")})
+		mipam.Deps{API: api, Pods: pods, Nodes: mipam.KubeNodes{Client: client}, Obs: m, Log: log.With("component", "ipam")})
 	if err != nil {
 		return nil, err
 	}
@@ -439,24 +438,4 @@ func (routeSetter) CheckDefaultRoute(netnsPath, ifname string, gw net.IP) error 
 
 func (routeSetter) DefaultRoutes(netnsPath string) ([]routes.DefaultRoute, error) {
 	return routes.DefaultRoutes(netnsPath)
-}
-
-// coreClient is a kubernetes.Interface of the core group alone, the only group multinetd
-// calls (pods, events): a full clientset links every group's typed client into the binary
-// (5 MB of code, 5 MiB of RSS). Any other group's method panics: a nil interface.
-type coreClient struct {
-	kubernetes.Interface
-	core corev1client.CoreV1Interface
-}
-
-func (c coreClient) CoreV1() corev1client.CoreV1Interface { return c.core }
-
-// coreClientFor speaks protobuf to the API server, which decodes pods with fewer allocations
-// than JSON.
-func coreClientFor(cfg *rest.Config) (kubernetes.Interface, error) {
-	cfg = rest.CopyConfig(cfg)
-	cfg.ContentType = runtime.ContentTypeProtobuf
-	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	core, err := corev1client.NewForConfig(cfg)
-	return coreClient{core: core}, err
 }

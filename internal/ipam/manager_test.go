@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/coreapi"
 	"github.com/multinet/multinet/internal/ipam/blocks"
 	"github.com/multinet/multinet/internal/podinfo"
 	"github.com/multinet/multinet/internal/testbed"
@@ -544,7 +545,14 @@ func (w *world) testGonePod(t *testing.T) {
 }
 
 // nodes is the API server's Node objects and pods (KubeNodes on the test bed).
-func (w *world) nodes() KubeNodes { return KubeNodes{Client: w.cp.Client.CoreV1()} }
+func (w *world) nodes(t *testing.T) KubeNodes {
+	t.Helper()
+	c, err := coreapi.New(w.cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return KubeNodes{Client: c}
+}
 
 func (w *world) createNode(t *testing.T, name string) {
 	t.Helper()
@@ -558,8 +566,8 @@ func (w *world) testDeadNode(t *testing.T) {
 	c := conf("dead", `"range":"10.70.0.0/24","network_name":"dead","block_size":28`)
 	w.createNode(t, "dead-live")
 	w.createNode(t, "dead-gone")
-	live := w.node(t, "dead-live", "", Deps{Nodes: w.nodes()})
-	gone := w.node(t, "dead-gone", "", Deps{Nodes: w.nodes()})
+	live := w.node(t, "dead-live", "", Deps{Nodes: w.nodes(t)})
+	gone := w.node(t, "dead-gone", "", Deps{Nodes: w.nodes(t)})
 	liveAddr := add(t, live, c, "d-live", pod{"default", "d-live", "u"})[0]
 	for i := range 3 {
 		add(t, gone, c, fmt.Sprintf("d-gone-%d", i), pod{"default", fmt.Sprintf("d-gone-%d", i), "u"})
@@ -589,7 +597,7 @@ func (w *world) testDeadNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the deleted node's pod gone", func() bool {
-		has, err := w.nodes().PodsOnNode(testbed.Ctx(t), "dead-gone")
+		has, err := w.nodes(t).PodsOnNode(testbed.Ctx(t), "dead-gone")
 		return err == nil && !has
 	})
 	live.Reconcile(testbed.Ctx(t), time.Now())

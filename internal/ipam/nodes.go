@@ -4,20 +4,26 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
+
+// NodeAPI is what KubeNodes asks the API server (coreapi.Client answers it).
+type NodeAPI interface {
+	GetNode(ctx context.Context, name string) (*corev1.Node, error)
+	ListPods(ctx context.Context, namespace string, opts metav1.ListOptions) (*corev1.PodList, error)
+}
 
 // KubeNodes answers the reconciler's questions about nodes from the API server.
 type KubeNodes struct {
-	Client corev1client.CoreV1Interface
+	Client NodeAPI
 }
 
 // NodeExists reports whether the Node object exists.
 func (k KubeNodes) NodeExists(ctx context.Context, name string) (bool, error) {
-	_, err := k.Client.Nodes().Get(ctx, name, metav1.GetOptions{})
+	_, err := k.Client.GetNode(ctx, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return false, nil
@@ -29,7 +35,7 @@ func (k KubeNodes) NodeExists(ctx context.Context, name string) (bool, error) {
 
 // PodsOnNode reports whether any pod is still bound to the node.
 func (k KubeNodes) PodsOnNode(ctx context.Context, name string) (bool, error) {
-	l, err := k.Client.Pods("").List(ctx, metav1.ListOptions{
+	l, err := k.Client.ListPods(ctx, metav1.NamespaceAll, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", name).String(), Limit: 1})
 	if err != nil {
 		return false, fmt.Errorf("list pods of node %s: %w", name, err)

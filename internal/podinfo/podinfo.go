@@ -12,7 +12,7 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	nadlisters "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/listers/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -37,10 +36,17 @@ var ErrNotFound = errors.New("not found")
 // filled yet: an ADD cannot be served.
 var ErrNotSynced = errors.New("multinetd's pod and NetworkAttachmentDefinition caches are not synced yet")
 
+// PodAPI is what Source asks the API server about pods (coreapi.Client answers it).
+type PodAPI interface {
+	ListPods(ctx context.Context, namespace string, opts metav1.ListOptions) (*corev1.PodList, error)
+	WatchPods(ctx context.Context, namespace string, opts metav1.ListOptions) (watch.Interface, error)
+	GetPod(ctx context.Context, namespace, name string) (*corev1.Pod, error)
+}
+
 // Source reads pods and NADs.
 type Source struct {
-	client  kubernetes.Interface
-	nads    nadclient.Interface
+	client  PodAPI
+	nads    nadclient.NetworkAttachmentDefinitionsGetter
 	pods    corelisters.PodLister
 	nadList nadlisters.NetworkAttachmentDefinitionLister
 	nadInf  cache.SharedIndexInformer
@@ -53,25 +59,25 @@ type Source struct {
 
 // New builds the caches for the pods scheduled on node. Only the pod and NAD informers are
 // built (not a factory of every API group's), each trimming what it stores.
-func New(client kubernetes.Interface, nads nadclient.Interface, node string) *Source {
+func New(client PodAPI, nads nadclient.NetworkAttachmentDefinitionsGetter, node string) *Source {
 	s := &Source{client: client, nads: nads}
 	onNode := fields.OneTermEqualSelector("spec.nodeName", node).String()
 	s.PodInformer = newInformer(&corev1.Pod{}, trimPod, s.failed, &cache.ListWatch{
 		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = onNode
-			return client.CoreV1().Pods(metav1.NamespaceAll).List(context.Background(), o)
+			return client.ListPods(context.Background(), metav1.NamespaceAll, o)
 		},
 		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = onNode
-			return client.CoreV1().Pods(metav1.NamespaceAll).Watch(context.Background(), o)
+			return client.WatchPods(context.Background(), metav1.NamespaceAll, o)
 		},
 	})
 	s.nadInf = newInformer(&nadv1.NetworkAttachmentDefinition{}, trimNAD, s.failed, &cache.ListWatch{
 		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
-			return nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions(metav1.NamespaceAll).List(context.Background(), o)
+			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).List(context.Background(), o)
 		},
 		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
-			return nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions(metav1.NamespaceAll).Watch(context.Background(), o)
+			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).Watch(context.Background(), o)
 		},
 	})
 	s.pods = corelisters.NewPodLister(s.PodInformer.GetIndexer())
@@ -179,7 +185,7 @@ func (s *Source) Pod(ctx context.Context, namespace, name, uid string) (*corev1.
 		return pod, nil
 	}
 	// Not in the cache yet, or the cache holds an older pod of that name: ask once.
-	pod, err = s.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	pod, err = s.client.GetPod(ctx, namespace, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, ErrNotFound)
@@ -197,7 +203,7 @@ func (s *Source) NAD(ctx context.Context, namespace, name string) (*nadv1.Networ
 	if err == nil {
 		return nad, nil
 	}
-	nad, err = s.nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions(namespace).Get(ctx, name, metav1.GetOptions{})
+	nad, err = s.nads.NetworkAttachmentDefinitions(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", namespace, name, ErrNotFound)
 	}

@@ -8,19 +8,21 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
 	nadfake "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/fake"
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+
+	"github.com/multinet/multinet/internal/coreapi"
+	"github.com/multinet/multinet/internal/coreapi/coreapitest"
 )
 
 func TestNotSyncedSaysTheAPIServerIsNotReachable(t *testing.T) {
 	cfg := &rest.Config{Host: "https://127.0.0.1:1", Timeout: time.Second}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := coreapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestCachesHoldTrimmedObjects(t *testing.T) {
 	if _, err := nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions("ns").Create(ctx, nad, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(fake.NewClientset(pod), nads, "node-a")
+	s := New(coreapitest.Clientset{Interface: fake.NewClientset(pod)}, nads.K8sCniCncfIoV1(), "node-a")
 	s.Start(ctx)
 	if !s.WaitForSync(ctx) || s.Synced() != nil {
 		t.Fatalf("caches did not sync: %v", s.Synced())

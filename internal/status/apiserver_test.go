@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/multinet/multinet/internal/coreapi"
 	"github.com/multinet/multinet/internal/testbed"
 )
 
@@ -23,8 +24,12 @@ func TestUIDPreconditionOnARealAPIServer(t *testing.T) {
 	old := cp.CreatePod(t, "net", "web-0", "node-a", nil)
 	oldRef := PodRef{Namespace: "net", Name: "web-0", UID: old.UID}
 
+	client, err := coreapi.New(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &logBuffer{}
-	p := NewPatcher(cp.Client, slog.New(slog.NewJSONHandler(logs, nil)))
+	p := NewPatcher(client, slog.New(slog.NewJSONHandler(logs, nil)))
 	run(t, p)
 	p.Set(oldRef, "v1")
 	waitFor(t, "the annotation lands on the pod", func() bool { return realAnnotation(t, cp, oldRef) == "v1" })
@@ -63,7 +68,13 @@ func TestEventsOnARealAPIServer(t *testing.T) {
 	pod := cp.CreatePod(t, "net", "web-0", "node-a", nil)
 	ref := PodRef{Namespace: "net", Name: "web-0", UID: pod.UID}
 
-	rec, stop := NewEventRecorder(cp.Client, "node-a")
+	client, err := coreapi.New(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, stop := NewEventRecorder(client.EventSink(), "node-a")
+	// The same Event twice: the broadcaster creates it, then patches its count.
+	rec.Warning(ref, ReasonNetworkSetupFailed, `network "net/storage": macvlan ADD: link not found`)
 	rec.Warning(ref, ReasonNetworkSetupFailed, `network "net/storage": macvlan ADD: link not found`)
 	stop()
 
@@ -72,6 +83,9 @@ func TestEventsOnARealAPIServer(t *testing.T) {
 		t.Fatalf("events = %d, want 1", len(events))
 	}
 	checkEvent(t, events[0], ref, "node-a", corev1.EventTypeWarning, ReasonNetworkSetupFailed, `network "net/storage": macvlan ADD: link not found`)
+	if events[0].Count != 2 {
+		t.Errorf("count = %d, want 2 (the repeat patched onto the first)", events[0].Count)
+	}
 }
 
 func realAnnotation(t *testing.T, cp *testbed.ControlPlane, ref PodRef) string {

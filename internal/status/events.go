@@ -6,10 +6,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/multinet/multinet/internal/coreapi"
 )
 
 // Reasons of the Events multinet posts on pods.
@@ -52,26 +51,26 @@ type EventRecorder interface {
 	Normal(pod PodRef, reason, message string)
 }
 
-// NewEventRecorder returns a recorder that posts core/v1 Events for pods
+// NewEventRecorder returns a recorder that posts core/v1 Events for pods to sink
 // (involvedObject kind Pod with namespace, name and uid), with source
 // component "multinet" and host node. stop sends the Events already
 // recorded (waiting at most a few seconds) and stops the recorder; call it
 // once, after the last Warning or Normal.
-func NewEventRecorder(client kubernetes.Interface, node string) (rec EventRecorder, stop func()) {
-	sink := &flushSink{
-		EventSink: &typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")},
+func NewEventRecorder(sink record.EventSink, node string) (rec EventRecorder, stop func()) {
+	fs := &flushSink{
+		EventSink: sink,
 		marker:    "multinet-flush/" + rand.Text(), // "/" is not valid in a pod name
 		flushed:   make(chan struct{}),
 	}
 	b := record.NewBroadcaster()
-	b.StartRecordingToSink(sink)
-	r := podRecorder{b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component, Host: node})}
+	b.StartRecordingToSink(fs)
+	r := podRecorder{b.NewRecorder(coreapi.Scheme, corev1.EventSource{Component: Component, Host: node})}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			r.rec.Event(&corev1.ObjectReference{Kind: "Pod", Name: sink.marker}, corev1.EventTypeNormal, "Flush", "flush")
+			r.rec.Event(&corev1.ObjectReference{Kind: "Pod", Name: fs.marker}, corev1.EventTypeNormal, "Flush", "flush")
 			select {
-			case <-sink.flushed:
+			case <-fs.flushed:
 			case <-time.After(flushTimeout):
 			}
 			b.Shutdown()

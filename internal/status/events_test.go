@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/multinet/multinet/internal/coreapi/coreapitest"
 )
 
 // podEvents lists the Events of ref's namespace.
@@ -37,7 +39,7 @@ func checkEvent(t *testing.T, e corev1.Event, ref PodRef, node, typ, reason, mes
 
 func TestEventRecorderPostsPodEvents(t *testing.T) {
 	client := fake.NewClientset()
-	rec, stop := NewEventRecorder(client, "node-a")
+	rec, stop := NewEventRecorder(coreapitest.Clientset{Interface: client}.EventSink(), "node-a")
 	defer stop()
 	rec.Warning(web0, ReasonInvalidNetworkSelection, `network "net/nope": not found`)
 
@@ -54,7 +56,7 @@ func TestEventRecorderPostsPodEvents(t *testing.T) {
 
 func TestEventRecorderStopFlushes(t *testing.T) {
 	client := fake.NewClientset()
-	rec, stop := NewEventRecorder(client, "node-a")
+	rec, stop := NewEventRecorder(coreapitest.Clientset{Interface: client}.EventSink(), "node-a")
 	rec.Normal(web0, ReasonAddedInterface, "Add net1 [10.1.0.5/24] from net/storage")
 	stop()
 	stop() // a second stop is harmless

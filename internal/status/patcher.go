@@ -10,9 +10,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -35,11 +33,16 @@ const (
 	workers        = 4 // a slow pod does not hold up the others
 )
 
+// PodPatcher patches pods (coreapi.Client is one).
+type PodPatcher interface {
+	PatchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) error
+}
+
 // Patcher writes the network-status annotation of pods in the background.
 // Values are coalesced per pod (the latest wins) and retried with
 // exponential backoff; memory holds at most one pending value per pod.
 type Patcher struct {
-	client kubernetes.Interface
+	client PodPatcher
 	logger *slog.Logger
 	events EventRecorder
 
@@ -71,7 +74,7 @@ func WithEvents(rec EventRecorder) PatcherOption {
 
 // NewPatcher returns a Patcher that writes through client. It does nothing
 // until Run is called; Set may be called before.
-func NewPatcher(client kubernetes.Interface, logger *slog.Logger, opts ...PatcherOption) *Patcher {
+func NewPatcher(client PodPatcher, logger *slog.Logger, opts ...PatcherOption) *Patcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -184,7 +187,7 @@ func (p *Patcher) patch(ctx context.Context, v pendingValue) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	_, err = p.client.CoreV1().Pods(v.pod.Namespace).Patch(ctx, v.pod.Name, types.MergePatchType, body, metav1.PatchOptions{})
+	err = p.client.PatchPod(ctx, v.pod.Namespace, v.pod.Name, types.MergePatchType, body)
 	return err
 }
 

@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/multinet/multinet/internal/coreapi/coreapitest"
 )
 
 var web0 = PodRef{Namespace: "default", Name: "web-0", UID: "uid-1"}
@@ -58,7 +60,7 @@ func (b *logBuffer) has(s string) bool {
 func fastPatcher(t *testing.T, client *fake.Clientset, opts ...PatcherOption) (*Patcher, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	p := NewPatcher(client, slog.New(slog.NewJSONHandler(logs, nil)), opts...)
+	p := NewPatcher(coreapitest.Clientset{Interface: client}, slog.New(slog.NewJSONHandler(logs, nil)), opts...)
 	p.firstRetry, p.maxRetry = 5*time.Millisecond, 20*time.Millisecond
 	return p, logs
 }
