@@ -342,10 +342,10 @@ func becomeReady(o Options, mgr *attach.Manager, m *metrics.Metrics, log *slog.L
 }
 
 // releaseStartupPages gives back the pages of multinetd's code and read-only data that only
-// its start-up touched: client-go's registration of every API group's types and the first
-// lists map some 31 MiB of the binary (the kernel maps 64 KiB around each page touched), of
-// which later requests run 11 to 19. They are clean pages of the binary: the kernel reads
-// back those the daemon runs again. Kernels without MADV_PAGEOUT (before 5.4) keep them.
+// its start-up touched: package initialisation, the first lists and the checks before ready
+// touch code that later requests do not run (the kernel maps 64 KiB around each page
+// touched). They are clean pages of the binary: the kernel reads back those the daemon runs
+// again. Kernels without MADV_PAGEOUT (before 5.4) keep them.
 func releaseStartupPages(log *slog.Logger) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {

@@ -139,6 +139,12 @@ func parallel(sbs []*testbed.Sandbox, c int, f func(*testbed.Sandbox)) time.Dura
 	return time.Since(start)
 }
 
+// rssSplit is the RSS of pid with its anonymous part (heap, stacks) and its file part (the
+// binary's pages, which the kernel can drop and read again).
+func rssSplit(b *testing.B, pid int) string {
+	return fmt.Sprintf("%.1f MiB (anon %.1f, file %.1f)", rss(b, pid, "VmRSS"), rss(b, pid, "RssAnon"), rss(b, pid, "RssFile"))
+}
+
 // rss reads a /proc/PID/status field (VmRSS, VmHWM) in MiB.
 func rss(b *testing.B, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -42,6 +42,8 @@ func BenchmarkCore(b *testing.B) {
 		bd := newBed(b)
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "measure\tmultinet\tdirect delegates\toverhead")
+		time.Sleep(quiet)
+		fmt.Fprintf(tw, "daemon RSS idle, just started (%s after ready)\t%s\t-\t\n", quiet, rssSplit(b, bd.PID()))
 		bd.latency(b, tw)
 		bd.apiCost(b, tw)
 		bd.throughput(b, tw)
@@ -300,7 +302,7 @@ func first(values []string) string {
 func (bd *bed) memory(b *testing.B, tw *tabwriter.Writer) {
 	pid := bd.PID()
 	time.Sleep(quiet)
-	fmt.Fprintf(tw, "daemon RSS idle (%s after the last request)\t%.1f MiB\t-\t\n", quiet, rss(b, pid, "VmRSS"))
+	fmt.Fprintf(tw, "daemon RSS idle, after the runs above (%s after the last request)\t%s\t-\t\n", quiet, rssSplit(b, pid))
 	held := bd.pods(b, "held", attached, 3)
 	parallel(held, 16, func(sb *testbed.Sandbox) { bd.MustAdd(b, sb) })
 	fmt.Fprintf(tw, "daemon RSS, %d pods x 3 networks attached, right after the ADDs\t%.1f MiB\t-\t\n", attached, rss(b, pid, "VmRSS"))
