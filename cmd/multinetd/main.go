@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -43,6 +44,11 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "multinetd:", err)
 		os.Exit(2)
+	}
+	if !opts.Profiling {
+		// No heap profile to serve: stop sampling allocations, whose stack table grows to
+		// ~1.4 MiB of touched memory in a daemon that never shows it.
+		runtime.MemProfileRate = 0
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
