@@ -35,7 +35,8 @@ var daemonProfile = flag.String("daemon-cpuprofile", filepath.Join(os.TempDir(),
 type bed struct {
 	*testbed.Node
 	metrics string
-	pprof   string             // the daemon's /debug/pprof/
+	flags   []string           // multinetd's flags, without --profiling
+	pprof   string             // the daemon's /debug/pprof/, once withProfiling restarted it
 	last    map[string]float64 // the daemon's duration histogram at the last reading
 	direct  *libcni.CNIConfig
 	nets    []*libcni.NetworkConfigList // the secondary networks' conflists, as the NADs hold them
@@ -46,10 +47,10 @@ func newBed(b *testing.B) *bed {
 	testbed.RequireRoot(b)
 	cp := testbed.StartControlPlane(b)
 	addr := freeAddr(b)
-	flags := append([]string{"--metrics-address", addr, "--log-level", "warn", "--profiling"}, strings.Fields(*daemonFlags)...)
+	flags := append([]string{"--metrics-address", addr, "--log-level", "warn"}, strings.Fields(*daemonFlags)...)
 	n := testbed.NewNode(b, cp, flags...)
 	cp.CreateNamespace(b, namespace)
-	bd := &bed{Node: n, metrics: "http://" + addr + "/metrics", pprof: "http://" + addr + "/debug/pprof/",
+	bd := &bed{Node: n, flags: flags, metrics: "http://" + addr + "/metrics", pprof: "http://" + addr + "/debug/pprof/",
 		direct: libcni.NewCNIConfigWithCacheDir([]string{n.BinDir}, b.TempDir(), nil)}
 	for i := 1; i <= 3; i++ {
 		name, br := fmt.Sprintf("net%d", i), fmt.Sprintf("mb%d%s", i, n.ID)
@@ -69,6 +70,14 @@ func newBed(b *testing.B) *bed {
 	}
 	bd.cluster = list
 	return bd
+}
+
+// withProfiling restarts multinetd with --profiling. The daemon runs without it until then,
+// as it does in production: profiling keeps heap-profile sampling on, which takes memory.
+func (bd *bed) withProfiling(b *testing.B) {
+	bd.Stop()
+	bd.Start(b, append(bd.flags, "--profiling")...)
+	bd.last = nil
 }
 
 func freeAddr(b *testing.B) string {

@@ -48,6 +48,7 @@ func BenchmarkCore(b *testing.B) {
 		bd.apiCost(b, tw)
 		bd.throughput(b, tw)
 		bd.memory(b, tw)
+		bd.withProfiling(b)
 		bd.daemonProfile(b, tw) // last: profiling grows the daemon's heap
 		if err := tw.Flush(); err != nil {
 			b.Fatal(err)
@@ -181,6 +182,7 @@ func (bd *bed) throughput(b *testing.B, tw *tabwriter.Writer) {
 func BenchmarkDaemonCPU(b *testing.B) {
 	for range b.N {
 		bd := newBed(b)
+		bd.withProfiling(b)
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		bd.daemonProfile(b, tw)
 		if err := tw.Flush(); err != nil {
