@@ -95,7 +95,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		OwnConfName: install.ConfName, NamespaceIsolation: o.NamespaceIsolation, GlobalNamespaces: o.GlobalNamespaces,
 		ParallelAttach: o.ParallelAttach, AddedEvents: o.AddedEvents}, attach.Deps{
 		Pods:      pods,
-		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel),
+		Delegates: delegate.New([]string{o.CNIBinDir}, filepath.Join(o.StateDir, "cache"), o.MaxParallel, o.DelegateGOMAXPROCS),
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 		IPAMDNS: leases.DNS, ObservePhase: m.ObservePhase,
 	})

@@ -98,6 +98,43 @@ func TestParallelAttachSetting(t *testing.T) {
 	}
 }
 
+// TestDelegateGOMAXPROCSSetting: the plugins run on one P by default; the file's 0 leaves
+// their environment alone; a negative value is refused, naming the flag.
+func TestDelegateGOMAXPROCSSetting(t *testing.T) {
+	cases := []struct {
+		name, file string
+		flags      []string
+		want       int
+		wantErr    string
+	}{
+		{name: "default 1", file: "logLevel: info\n", want: 1},
+		{name: "file 0", file: "delegateGOMAXPROCS: 0\n", want: 0},
+		{name: "flag wins over file", file: "delegateGOMAXPROCS: 0\n", flags: []string{"--delegate-gomaxprocs", "2"}, want: 2},
+		{name: "negative", file: "logLevel: info\n", flags: []string{"--delegate-gomaxprocs=-1"}, wantErr: "--delegate-gomaxprocs must be 0 or more, got -1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "multinetd.yaml")
+			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, c.flags...))
+			if c.wantErr != "" {
+				if err == nil || err.Error() != c.wantErr {
+					t.Fatalf("Parse = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.DelegateGOMAXPROCS != c.want {
+				t.Errorf("delegateGOMAXPROCS %d, want %d", o.DelegateGOMAXPROCS, c.want)
+			}
+		})
+	}
+}
+
 // TestProfilingServesPprofOnlyWhenOn: /debug/pprof/ is off by default and, on, served beside
 // the metrics handler, which keeps its own paths.
 func TestProfilingServesPprofOnlyWhenOn(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 // TestConcurrentCalls: calls for several networks of one pod run at once through one runner,
 // under its bound, and each gets its own answer (the plugin's absence, here).
 func TestConcurrentCalls(t *testing.T) {
-	r := New([]string{t.TempDir()}, t.TempDir(), 2)
+	r := New([]string{t.TempDir()}, t.TempDir(), 2, 1)
 	conf := []byte(`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"absent"}]}`)
 	var wg sync.WaitGroup
 	errs := make([]error, 8)

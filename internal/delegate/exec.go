@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +26,8 @@ import (
 type pipeExec struct {
 	version.PluginDecoder
 	stderr io.Writer // where a successful plugin's stderr goes
+	// gomaxprocs, when above 0, is the GOMAXPROCS every plugin runs with (see Runner).
+	gomaxprocs int
 }
 
 // inlineStdin is how much stdin is written before the plugin is read: a pipe holds at least
@@ -45,6 +49,9 @@ var _ invoke.Exec = (*pipeExec)(nil)
 // ExecPlugin runs the plugin at pluginPath with environ and stdin, and returns its stdout.
 // A failure is a *types.Error: the plugin's own (from stdout), else one quoting its stderr.
 func (e *pipeExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	if e.gomaxprocs > 0 {
+		environ = withEnv(environ, "GOMAXPROCS", strconv.Itoa(e.gomaxprocs))
+	}
 	for attempt := 0; ; attempt++ {
 		stdout, stderr, err := run(ctx, pluginPath, stdin, environ)
 		if err == nil {
@@ -63,6 +70,19 @@ func (e *pipeExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []by
 		}
 		return nil, pluginErr(err, stdout, stderr)
 	}
+}
+
+// withEnv is environ with name set to value, in place of any value it had. environ is libcni's
+// copy, made for this call, so it is changed in place.
+func withEnv(environ []string, name, value string) []string {
+	kv := name + "=" + value
+	for i, e := range environ {
+		if strings.HasPrefix(e, name+"=") {
+			environ[i] = kv
+			return environ
+		}
+	}
+	return append(environ, kv)
 }
 
 // FindInPath finds the plugin binary as libcni does.

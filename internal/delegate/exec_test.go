@@ -28,7 +28,7 @@ func plugin(t testing.TB, script string) string {
 // TestPipeExec: what libcni's executor does, pipeExec does: stdin in, stdout back (small and
 // larger than a pipe), a successful plugin's stderr passed on, a plugin's CNI error kept, its
 // stderr quoted when it has no CNI error, a plugin that does not read its stdin, and the
-// environment as given.
+// environment as given, with GOMAXPROCS set when asked.
 func TestPipeExec(t *testing.T) {
 	ctx := context.Background()
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB, far beyond a pipe
@@ -36,6 +36,7 @@ func TestPipeExec(t *testing.T) {
 		name, script string
 		stdin        []byte
 		env          []string
+		gomaxprocs   int
 		want         string // stdout, or the error's text
 		wantErr      bool
 		wantCode     uint
@@ -45,6 +46,9 @@ func TestPipeExec(t *testing.T) {
 		{name: "stdin beyond a pipe", script: "cat", stdin: big, want: string(big)},
 		{name: "stderr of a success passed on", script: "cat; echo note >&2", stdin: []byte("x"), want: "x", wantStderr: "note\n"},
 		{name: "environment", script: `printf %s "$CNI_COMMAND"`, env: []string{"CNI_COMMAND=ADD"}, want: "ADD"},
+		{name: "GOMAXPROCS set", script: `printf %s "$GOMAXPROCS $CNI_COMMAND"`, env: []string{"CNI_COMMAND=DEL"}, gomaxprocs: 1, want: "1 DEL"},
+		{name: "GOMAXPROCS replaced", script: `env | grep -c ^GOMAXPROCS=; printf %s "$GOMAXPROCS"`, env: []string{"GOMAXPROCS=8"}, gomaxprocs: 2, want: "1\n2"},
+		{name: "GOMAXPROCS left alone", script: `printf %s "$GOMAXPROCS"`, env: []string{"GOMAXPROCS=8"}, want: "8"},
 		{name: "does not read a large stdin", script: "echo '{}'", stdin: big, want: "{}\n"},
 		{name: "CNI error", script: `echo '{"cniVersion":"1.0.0","code":7,"msg":"bad conf","details":"d"}'; exit 1`,
 			wantErr: true, wantCode: 7, want: "bad conf; d"},
@@ -55,7 +59,7 @@ func TestPipeExec(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			e := &pipeExec{stderr: &stderr}
+			e := &pipeExec{stderr: &stderr, gomaxprocs: c.gomaxprocs}
 			out, err := e.ExecPlugin(ctx, plugin(t, c.script), c.stdin, c.env)
 			if c.wantErr {
 				var cniErr *types.Error

@@ -94,7 +94,15 @@ func (bd *bed) directApart(b *testing.B, sb *testbed.Sandbox, k int, settle time
 
 // daemonCPU is the CPU time multinetd has used so far (utime + stime of /proc/PID/stat; the
 // plugins it ran are counted apart, in cutime and cstime).
-func (bd *bed) daemonCPU(b *testing.B) time.Duration {
+func (bd *bed) daemonCPU(b *testing.B) time.Duration { return bd.statCPU(b, 11) }
+
+// daemonChildCPU is the CPU time of the processes multinetd has run and reaped so far: the
+// plugins (cutime + cstime of /proc/PID/stat).
+func (bd *bed) daemonChildCPU(b *testing.B) time.Duration { return bd.statCPU(b, 13) }
+
+// statCPU sums the two clock-tick fields of /proc/PID/stat from index i, counted from the
+// state field.
+func (bd *bed) statCPU(b *testing.B, i int) time.Duration {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", bd.PID()))
 	if err != nil {
 		b.Fatal(err)
@@ -102,7 +110,7 @@ func (bd *bed) daemonCPU(b *testing.B) time.Duration {
 	// Fields after the command name (which may hold spaces) start at the state, field 3.
 	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 	var ticks int64
-	for _, f := range fields[11:13] { // utime, stime: fields 14 and 15
+	for _, f := range fields[i : i+2] {
 		v, err := strconv.ParseInt(f, 10, 64)
 		if err != nil {
 			b.Fatalf("/proc/%d/stat: %v", bd.PID(), err)
