@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/multinet/multinet/internal/testbed"
 )
@@ -20,9 +23,10 @@ const floorRuns = 30
 // BenchmarkAttachFloor prints, for 3 secondary networks, what attaching them in parallel can
 // at best gain on this machine: the same plugins called one after another (as the bare rows),
 // the same plugins with the secondary networks' chains called concurrently and nothing else
-// (the floor of parallel attach, multinet's own work excluded), and multinet. Beside each, the
-// CPU the plugins used per ADD+DEL (their processes' user + system time): when that CPU is
-// more than the cores can give in the concurrent part, parallel attach cannot go lower.
+// (the floor of parallel attach, multinet's own work excluded), that again with the plugins'
+// GOMAXPROCS=1 (as multinetd runs them by default), and multinet. Beside each, the CPU the
+// plugins used per ADD+DEL (their processes' user + system time): when that CPU is more than
+// the cores can give in the concurrent part, parallel attach cannot go lower.
 // Run with -benchtime 1x.
 func BenchmarkAttachFloor(b *testing.B) {
 	for range b.N {
@@ -32,8 +36,10 @@ func BenchmarkAttachFloor(b *testing.B) {
 		fmt.Fprintf(tw, "ADD+DEL, %d secondary, p50 (%d pods; load average %s)\twall\tplugin CPU\tratio to one after another\n", k, floorRuns, loadAverage())
 		seq := bd.pods(b, "fl-seq", floorRuns, k)
 		con := bd.pods(b, "fl-con", floorRuns, k)
+		one := bd.pods(b, "fl-one", floorRuns, k)
 		via := bd.pods(b, "fl-mn", floorRuns, k)
-		var seqWall, conWall, mnWall, seqCPU, conCPU, mnCPU []time.Duration
+		onP := libcni.NewCNIConfigWithCacheDir([]string{bd.BinDir}, b.TempDir(), &gomaxprocsExec{})
+		var seqWall, conWall, oneWall, mnWall, seqCPU, conCPU, oneCPU, mnCPU []time.Duration
 		for i := range floorRuns {
 			c := childCPU(b)
 			start := time.Now()
@@ -42,8 +48,13 @@ func BenchmarkAttachFloor(b *testing.B) {
 
 			c = childCPU(b)
 			start = time.Now()
-			bd.concurrentAddDel(b, con[i], k)
+			bd.concurrentAddDel(b, bd.direct, con[i], k)
 			conWall, conCPU = append(conWall, time.Since(start)), append(conCPU, childCPU(b)-c)
+
+			c = childCPU(b)
+			start = time.Now()
+			bd.concurrentAddDel(b, onP, one[i], k)
+			oneWall, oneCPU = append(oneWall, time.Since(start)), append(oneCPU, childCPU(b)-c)
 
 			c = bd.daemonChildCPU(b)
 			start = time.Now()
@@ -58,6 +69,7 @@ func BenchmarkAttachFloor(b *testing.B) {
 		}{
 			{"plugins one after another (bare)", seqWall, seqCPU},
 			{"plugins, secondary chains concurrent (the floor)", conWall, conCPU},
+			{"  the same, plugins with GOMAXPROCS=1 (as multinetd runs them)", oneWall, oneCPU},
 			{"multinet (parallel attach)", mnWall, mnCPU},
 		} {
 			w := percentile(r.wall, 0.5)
@@ -71,10 +83,10 @@ func BenchmarkAttachFloor(b *testing.B) {
 
 // concurrentAddDel is directAddDel with the secondary networks' chains run concurrently, the
 // default network first on ADD and last on DEL.
-func (bd *bed) concurrentAddDel(b *testing.B, sb *testbed.Sandbox, k int) {
+func (bd *bed) concurrentAddDel(b *testing.B, cni *libcni.CNIConfig, sb *testbed.Sandbox, k int) {
 	ctx := testbed.Ctx(b)
 	rt := bd.RuntimeConf(sb)
-	if _, err := bd.direct.AddNetworkList(ctx, bd.cluster, rt); err != nil {
+	if _, err := cni.AddNetworkList(ctx, bd.cluster, rt); err != nil {
 		b.Fatalf("direct ADD %s: %v", bd.cluster.Name, err)
 	}
 	each := func(f func(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error) {
@@ -97,13 +109,13 @@ func (bd *bed) concurrentAddDel(b *testing.B, sb *testbed.Sandbox, k int) {
 		}
 	}
 	each(func(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
-		_, err := bd.direct.AddNetworkList(ctx, l, rt)
+		_, err := cni.AddNetworkList(ctx, l, rt)
 		return err
 	})
 	each(func(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
-		return bd.direct.DelNetworkList(ctx, l, rt)
+		return cni.DelNetworkList(ctx, l, rt)
 	})
-	if err := bd.direct.DelNetworkList(ctx, bd.cluster, rt); err != nil {
+	if err := cni.DelNetworkList(ctx, bd.cluster, rt); err != nil {
 		b.Fatalf("direct DEL %s: %v", bd.cluster.Name, err)
 	}
 }
@@ -116,4 +128,15 @@ func childCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gomaxprocsExec runs plugins as libcni's own executor does, with GOMAXPROCS=1 added to
+// their environment.
+type gomaxprocsExec struct {
+	invoke.RawExec
+	version.PluginDecoder
+}
+
+func (e *gomaxprocsExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
+	return e.RawExec.ExecPlugin(ctx, path, stdin, append(environ, "GOMAXPROCS=1"))
 }
