@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -26,8 +27,9 @@ type Invocation struct {
 // Runner calls delegates. It is safe for concurrent use: the bound on plugin chains run at
 // once holds across every call, whatever pod or network it is for.
 type Runner struct {
-	cni *libcni.CNIConfig
-	sem chan struct{}
+	cni   *libcni.CNIConfig
+	sem   chan struct{}
+	lists confLists
 }
 
 // New returns a runner that finds plugins in binDirs, keeps libcni's cache in cacheDir and
@@ -58,8 +60,38 @@ func (r *Runner) acquire(ctx context.Context) (func(), error) {
 	}
 }
 
-func (inv *Invocation) parse() (*libcni.NetworkConfigList, *libcni.RuntimeConf, error) {
-	list, err := libcni.ConfListFromBytes(inv.ConfList)
+// confLists keeps the conflists parsed lately, by their bytes: every pod of a network hands
+// the same conflist, and libcni only reads a parsed list, so one parse serves them all.
+type confLists struct {
+	mu     sync.Mutex
+	parsed map[string]*libcni.NetworkConfigList
+}
+
+// maxConfLists bounds the conflists kept; past it, the cache starts over.
+const maxConfLists = 64
+
+func (c *confLists) parse(conf []byte) (*libcni.NetworkConfigList, error) {
+	c.mu.Lock()
+	list, ok := c.parsed[string(conf)]
+	c.mu.Unlock()
+	if ok {
+		return list, nil
+	}
+	list, err := libcni.ConfListFromBytes(conf)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.parsed == nil || len(c.parsed) >= maxConfLists {
+		c.parsed = map[string]*libcni.NetworkConfigList{}
+	}
+	c.parsed[string(conf)] = list
+	c.mu.Unlock()
+	return list, nil
+}
+
+func (r *Runner) parse(inv *Invocation) (*libcni.NetworkConfigList, *libcni.RuntimeConf, error) {
+	list, err := r.lists.parse(inv.ConfList)
 	if err != nil {
 		return nil, nil, fmt.Errorf("recorded conflist: %w", err)
 	}
@@ -75,7 +107,7 @@ func (inv *Invocation) parse() (*libcni.NetworkConfigList, *libcni.RuntimeConf, 
 
 // prepare decodes the invocation and takes a delegate slot; release gives it back.
 func (r *Runner) prepare(ctx context.Context, inv *Invocation) (*libcni.NetworkConfigList, *libcni.RuntimeConf, func(), error) {
-	list, rt, err := inv.parse()
+	list, rt, err := r.parse(inv)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -120,7 +152,7 @@ func (r *Runner) Check(ctx context.Context, inv *Invocation) error {
 // GC removes, for one network, every cached attachment not in valid, then asks its plugins
 // to collect their own garbage (CNI 1.1; older plugins are skipped by libcni).
 func (r *Runner) GC(ctx context.Context, confList []byte, valid []types.GCAttachment) error {
-	list, err := libcni.ConfListFromBytes(confList)
+	list, err := r.lists.parse(confList)
 	if err != nil {
 		return fmt.Errorf("conflist: %w", err)
 	}
@@ -134,7 +166,7 @@ func (r *Runner) GC(ctx context.Context, confList []byte, valid []types.GCAttach
 
 // Status asks a network's plugins whether they are ready (CNI 1.1).
 func (r *Runner) Status(ctx context.Context, confList []byte) error {
-	list, err := libcni.ConfListFromBytes(confList)
+	list, err := r.lists.parse(confList)
 	if err != nil {
 		return fmt.Errorf("conflist: %w", err)
 	}
