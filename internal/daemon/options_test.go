@@ -31,11 +31,7 @@ func TestNamespaceSettings(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "multinetd.yaml")
-			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, c.flags...))
+			o, path, err := parseWithFile(t, c.file, c.flags...)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), path) {
 					t.Fatalf("Parse = %v, want an error naming %q and the file", err, c.wantErr)
@@ -83,11 +79,7 @@ func TestParallelAttachSetting(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "multinetd.yaml")
-			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, c.flags...))
+			o, _, err := parseWithFile(t, c.file, c.flags...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,11 +106,7 @@ func TestDelegateGOMAXPROCSSetting(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "multinetd.yaml")
-			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, c.flags...))
+			o, _, err := parseWithFile(t, c.file, c.flags...)
 			if c.wantErr != "" {
 				if err == nil || err.Error() != c.wantErr {
 					t.Fatalf("Parse = %v, want %q", err, c.wantErr)
@@ -194,4 +182,16 @@ func TestIdleTrimOncePerQuietPeriod(t *testing.T) {
 			t.Fatalf("tick %d: trimmed at %d requests, want %d", i, trim.trimmed, s.wantTrimmed)
 		}
 	}
+}
+
+// parseWithFile parses a config file holding file, with flags after --config; it returns
+// the file's path too, for errors that must name it.
+func parseWithFile(t *testing.T, file string, flags ...string) (Options, string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "multinetd.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, flags...))
+	return o, path, err
 }
