@@ -97,8 +97,8 @@ func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, e
 // parsed, each NAD found and its config parsed. ADD and hot plug both read a pod through it.
 func (m *Manager) networks(ctx context.Context, pod *corev1.Pod) ([]plan.Network, error) {
 	elements, err := selection.FromAnnotations(pod.Annotations, pod.Namespace)
-	if err != nil {
-		return nil, invalidf(types.ErrInvalidNetworkConfig, "%v", err)
+	if err != nil { // wraps a *selection.Error: hot plug waits for the next edit (ErrInvalidEdit)
+		return nil, invalidf(types.ErrInvalidNetworkConfig, "%w", err)
 	}
 	nets := make([]plan.Network, 0, len(elements))
 	for i := range elements {

@@ -276,24 +276,64 @@ func testPlugFailsThenNADFixed(t *testing.T, cp *testbed.ControlPlane) {
 	e.assertClean(t)
 }
 
-// testInvalidEditChangesNothing: a malformed annotation or an unknown NAD changes nothing and
-// gets an InvalidNetworkSelection Event; fixing the annotation converges.
+// testInvalidEditChangesNothing: an annotation that cannot be applied as it stands (each kind
+// of syntax fault, an interface name taken) changes nothing, gets an InvalidNetworkSelection
+// Event and waits for the next edit: it is never retried with backoff. An unknown NAD, which
+// may be created later, is retried. Fixing the annotation converges.
 func testInvalidEditChangesNothing(t *testing.T, cp *testbed.ControlPlane) {
 	e := newEnv(t, cp)
 	e.threeNetworks(t)
 	sb := e.hotplugged(t, "p", "blue")
-	for _, bad := range []string{`[{"name":"green"`, "blue,no-such-nad"} {
+	invalid := []string{`[{"name":"green"`, `[{"name":"green","mac":"01:00:5e:00:00:01"}]`,
+		"green@net5,blue@net5", "green@this-name-is-far-too-long", "green@eth0", `[{"name":"green","ips":["10.1.0.300/24"]}]`}
+	for i, bad := range invalid {
 		e.annotate(t, sb, bad)
-		e.WaitEvent(t, sb.Pod, "InvalidNetworkSelection")
+		e.waitLogLines(t, sb, "waiting for it to change", i+1)
 		if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, []string{"eth0", "net1"}) {
 			t.Errorf("interfaces after the edit %q: %v, want no change", bad, got)
 		}
+	}
+	if n := e.logLines(t, sb, "retrying with backoff"); n != 0 {
+		t.Errorf("%d invalid edits retried with backoff, want none\n%s", n, e.Log())
+	}
+	e.annotate(t, sb, "blue,no-such-nad")
+	e.waitLogLines(t, sb, "retrying with backoff", 1)
+	if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, []string{"eth0", "net1"}) {
+		t.Errorf("interfaces after naming an unknown NAD: %v, want no change", got)
 	}
 	e.annotate(t, sb, "green")
 	e.waitLinks(t, sb, "eth0", "net1")
 	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/green"})
 	e.MustDel(t, sb)
 	e.assertClean(t)
+}
+
+// logLines counts the lines of multinetd's log about the sandbox's pod that contain msg.
+func (e *env) logLines(t *testing.T, sb *testbed.Sandbox, msg string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.Dir, "multinetd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := fmt.Sprintf(`"pod":%q`, sb.Pod.Namespace+"/"+sb.Pod.Name)
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, msg) && strings.Contains(line, pod) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLogLines waits until multinetd's log has at least n lines about the pod containing msg.
+func (e *env) waitLogLines(t *testing.T, sb *testbed.Sandbox, msg string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if e.logLines(t, sb, msg) >= n {
+			return
+		}
+	}
+	t.Fatalf("multinetd never logged %q %d times for pod %s\n%s", msg, n, sb.Pod.Name, e.Log())
 }
 
 // slowNetwork creates a NAD whose plugin (a bridge on mn<br><node ID>) runs verb (ADD or DEL)
