@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
@@ -315,11 +316,19 @@ func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sa
 	return nil
 }
 
+// rollbackTimeout bounds a rollback. The request's context may have ended already (its
+// deadline may be why the ADD failed), so a rollback runs on a context of its own: with the
+// request's, every DEL would fail at once.
+const rollbackTimeout = time.Minute
+
 // rollback DELs the delegates this ADD ran (ran, among ifnames), the default network last,
 // the failing ones and the cluster network included, and drops every attachment it recorded
 // intent for but never ran (those need no DEL). Nothing is left even if the runtime never
 // calls DEL; what cannot be undone now stays in the record for the next DEL, GC or sweep.
+// It runs to its end even when ctx has ended, for at most rollbackTimeout.
 func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string, ran map[string]bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
 	var undo []string
 	for _, ifname := range ifnames {
 		if ran[ifname] {

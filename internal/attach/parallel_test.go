@@ -35,6 +35,11 @@ type fakeDelegates struct {
 	open     chan struct{}
 	failAdd  map[string]error
 	failDel  map[string]error
+	// expireOn names an interface whose ADD outlives the request: it calls expire (which ends
+	// the request's context) and fails with the context's error, as a plugin killed at the
+	// deadline does.
+	expireOn string
+	expire   func()
 }
 
 func newFake(gate ...string) *fakeDelegates {
@@ -91,13 +96,22 @@ func (f *fakeDelegates) Add(ctx context.Context, inv *delegate.Invocation) (type
 	if err := f.failAdd[inv.IfName]; err != nil {
 		return nil, err
 	}
+	if inv.IfName == f.expireOn {
+		f.expire()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return &types100.Result{CNIVersion: "1.0.0", Interfaces: []*types100.Interface{{Name: inv.IfName, Sandbox: inv.Netns}},
 		IPs: []*types100.IPConfig{{Address: net.IPNet{IP: net.IPv4(10, 0, 0, 1), Mask: net.CIDRMask(24, 32)}}}}, nil
 }
 
+// Del fails at once when ctx has ended, as a plugin run with exec.CommandContext does.
 func (f *fakeDelegates) Del(ctx context.Context, inv *delegate.Invocation) error {
 	f.enter("DEL", inv.IfName)
 	defer f.leave(inv.IfName)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := f.wait(ctx, inv.IfName); err != nil {
 		return err
 	}
@@ -217,6 +231,28 @@ func TestRollbackOfParallelStage(t *testing.T) {
 	}
 	if _, err := w.m.Store.Load("c1"); !errors.Is(err, checkpoint.ErrNotFound) {
 		t.Errorf("record after rollback: %v", err)
+	}
+}
+
+// TestRollbackOutlivesTheRequest: the request's deadline passes while net2's ADD runs; the
+// rollback still DELs net2, net1 and eth0 (with a context of its own), and the record goes.
+func TestRollbackOutlivesTheRequest(t *testing.T) {
+	f := newFake()
+	w := newWorld(t, false, f)
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	f.expireOn, f.expire = "net2", cancel
+	if _, err := w.m.attachAll(ctx, w.req, w.plan); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ADD = %v, want the request's context error", err)
+	}
+	want := []string{"ADD eth0", "ADD net1", "ADD net2", "DEL net2", "DEL net1", "DEL eth0"}
+	if !slices.Equal(f.calls, want) {
+		t.Errorf("calls %v, want %v", f.calls, want)
+	}
+	if sb, err := w.m.Store.Load("c1"); err == nil {
+		t.Errorf("record after the rollback holds %v, want none (every DEL succeeded)", ifnamesOf(sb))
+	} else if !errors.Is(err, checkpoint.ErrNotFound) {
+		t.Fatal(err)
 	}
 }
 
