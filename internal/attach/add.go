@@ -178,7 +178,7 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 			return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 		}
 	}
-	if err := m.applyDefaultRoute(req, sb, delegates); err != nil {
+	if err := m.applyDefaultRoute(sb, ifnames); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 	}
 	done()
@@ -310,7 +310,10 @@ func (m *Manager) attachOne(ctx context.Context, req *request, sb *checkpoint.Sa
 		}
 		return fmt.Errorf("network %q (%s): %w", a.Network, ifname, err)
 	}
-	rec.Result, rec.State = raw, checkpoint.Added
+	rec.Result = raw
+	if rec.Meta["default-route"] == "" { // else Added once its default route moved (applyDefaultRoute)
+		rec.State = checkpoint.Added
+	}
 	m.Log.Info("attached", "pod", req.pod.String(), "network", a.Network, "ifname", ifname,
 		"containerID", req.ContainerID)
 	return nil
@@ -325,7 +328,9 @@ const rollbackTimeout = time.Minute
 // the failing ones and the cluster network included, and drops every attachment it recorded
 // intent for but never ran (those need no DEL). Nothing is left even if the runtime never
 // calls DEL; what cannot be undone now stays in the record for the next DEL, GC or sweep.
-// It runs to its end even when ctx has ended, for at most rollbackTimeout.
+// It runs to its end even when ctx has ended, for at most rollbackTimeout. The default routes
+// an attachment's default-route replaced are put back first, on the interfaces that stay, so
+// the pod has them again even if a DEL fails.
 func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, ifnames []string, ran map[string]bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
@@ -337,7 +342,14 @@ func (m *Manager) rollback(ctx context.Context, sb *checkpoint.Sandbox, ifnames 
 			sb.Attachments = slices.Delete(sb.Attachments, i, i+1)
 		}
 	}
-	if err := m.detachAll(ctx, sb, undo); err != nil {
+	var errs []error
+	for _, ifname := range undo {
+		a := &sb.Attachments[sb.Find(ifname)]
+		if err := m.restoreDefaults(sb, a, undo); err != nil {
+			errs = append(errs, fmt.Errorf("network %q (%s): put back the default routes it replaced: %w", a.Network, ifname, err))
+		}
+	}
+	if err := errors.Join(append(errs, m.detachAll(ctx, sb, undo))...); err != nil {
 		m.Log.Error("rollback incomplete; the next DEL or GC retries it", "pod", podOf(sb).String(),
 			"containerID", sb.ContainerID, "err", err)
 	}

@@ -125,7 +125,10 @@ func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandb
 			errs = append(errs, err)
 			continue
 		}
-		m.restoreDefaults(req, sb, &gone)
+		if err := m.restoreDefaults(sb, &gone, nil); err != nil {
+			m.warn(req, status.ReasonUnplugFailed, fmt.Errorf("pod %s: network %q (%s) unplugged, but the default routes it had replaced could not be put back: %w",
+				req.pod, network, ifnames[i], err))
+		}
 		m.Log.Info("unplugged", "pod", req.pod.String(), "network", network, "ifname", ifnames[i], "containerID", sb.ContainerID)
 		m.Events.Normal(podRef(req.pod), status.ReasonUnplugged, fmt.Sprintf("Unplugged %s from %s", ifnames[i], network))
 	}
@@ -152,6 +155,9 @@ func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, i
 		picked[i] = nets[j]
 	}
 	delegates, err := plan.Attachments(req.pod, req.ContainerID, picked, taken)
+	if err == nil {
+		err = checkKeptDefaultRoutes(sb, delegates)
+	}
 	if err != nil {
 		err = fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
 		m.warn(req, status.ReasonInvalidNetworkSelection, err)

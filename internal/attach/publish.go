@@ -1,8 +1,10 @@
 package attach
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -28,65 +30,124 @@ func checkDefaultRoutes(ds []plan.Delegate) error {
 	return nil
 }
 
-// replacedDefault is the key of an attachment's Meta listing the default routes its
-// default-route replaced, "ifname=gw,...", put back when it is unplugged.
-const replacedDefault = "replaced-default"
-
-// applyDefaultRoute moves the default route of each family the attachment names a gateway
-// for (one IPv4, one IPv6) onto it, and records in its Meta the routes it replaced.
-func (m *Manager) applyDefaultRoute(req *request, sb *checkpoint.Sandbox, ds []plan.Delegate) error {
+// checkKeptDefaultRoutes refuses to plug an attachment whose default-route takes an address
+// family (IPv4, IPv6) whose default route an attachment kept in the sandbox carries already,
+// or one plugged before it: a pod has one default route per family, and unplugging either
+// attachment would put back routes the other one replaced.
+func checkKeptDefaultRoutes(sb *checkpoint.Sandbox, ds []plan.Delegate) error {
+	holder := map[bool]string{} // IPv4? -> the attachment that carries that family's default
+	for i := range sb.Attachments {
+		a := &sb.Attachments[i]
+		for _, gw := range defaultGateways(a) {
+			holder[gw.To4() != nil] = fmt.Sprintf("network %q (%s)", a.Network, a.IfName)
+		}
+	}
 	for _, d := range ds {
-		if len(d.DefaultRoute) == 0 {
-			continue
-		}
-		if m.Routes == nil {
-			return fmt.Errorf("network %q: default-route is not supported by this daemon", d.Network)
-		}
-		m.rememberDefaults(sb, &d)
+		this := fmt.Sprintf("network %q (%s)", d.Network, d.IfName)
 		for _, gw := range d.DefaultRoute {
-			if err := m.Routes.MoveDefaultRoute(sb.Netns, d.IfName, gw); err != nil {
-				return fmt.Errorf("network %q (%s): default route via %s: %w", d.Network, d.IfName, gw, err)
+			v4 := gw.To4() != nil
+			if other, taken := holder[v4]; taken {
+				return fmt.Errorf("%s asks for the %s default route (default-route %s), which %s carries already: only one attachment may carry it",
+					this, family(v4), gw, other)
 			}
+			holder[v4] = this
 		}
 	}
 	return nil
 }
 
-// rememberDefaults records in d's attachment the default routes of the families d moves, as
-// they are before the move (other interfaces' only).
-func (m *Manager) rememberDefaults(sb *checkpoint.Sandbox, d *plan.Delegate) {
-	i := sb.Find(d.IfName)
+func family(v4 bool) string {
+	if v4 {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// defaultGateways are the gateways an attachment's element asked to carry the pod's default
+// routes (recorded in its Meta "default-route").
+func defaultGateways(a *checkpoint.Attachment) []net.IP {
+	var gws []net.IP
+	for _, gw := range strings.Split(a.Meta["default-route"], ",") {
+		if ip := net.ParseIP(gw); ip != nil {
+			gws = append(gws, ip)
+		}
+	}
+	return gws
+}
+
+// replacedDefault is the key of an attachment's Meta listing the default routes its
+// default-route replaced, "ifname=gw,...": put back when it is unplugged or rolled back.
+const replacedDefault = "replaced-default"
+
+// applyDefaultRoute completes the attachments on ifnames whose element asked for the default
+// route (default-route): for each, it records in its Meta the default routes of the families
+// it takes as they are now (replacedDefault), writes the record, and only then moves them
+// onto it; the attachment is Added once they moved. A failure or a crash past the write finds
+// in the record what to put back (rollback, unplug).
+func (m *Manager) applyDefaultRoute(sb *checkpoint.Sandbox, ifnames []string) error {
+	for _, ifname := range ifnames {
+		a := &sb.Attachments[sb.Find(ifname)]
+		gws := defaultGateways(a)
+		if len(gws) == 0 {
+			continue
+		}
+		if m.Routes == nil {
+			return fmt.Errorf("network %q: default-route is not supported by this daemon", a.Network)
+		}
+		if err := m.rememberDefaults(sb, a, gws); err != nil {
+			return err
+		}
+		if err := m.Store.Update(sb); err != nil {
+			return err
+		}
+		for _, gw := range gws {
+			if err := m.Routes.MoveDefaultRoute(sb.Netns, a.IfName, gw); err != nil {
+				return fmt.Errorf("network %q (%s): default route via %s: %w", a.Network, a.IfName, gw, err)
+			}
+		}
+		a.State = checkpoint.Added
+	}
+	return nil
+}
+
+// rememberDefaults records in a's Meta the default routes of the families of gws, as they are
+// now, on interfaces other than a's own (its plugin may have added some).
+func (m *Manager) rememberDefaults(sb *checkpoint.Sandbox, a *checkpoint.Attachment, gws []net.IP) error {
 	current, err := m.Routes.DefaultRoutes(sb.Netns)
-	if i < 0 || err != nil {
-		return
+	if err != nil {
+		return fmt.Errorf("network %q (%s): default-route: reading the default routes it replaces: %w", a.Network, a.IfName, err)
 	}
 	var kept []string
 	for _, r := range current {
-		for _, gw := range d.DefaultRoute {
-			if r.IfName != d.IfName && (r.GW.To4() != nil) == (gw.To4() != nil) {
-				kept = append(kept, r.IfName+"="+r.GW.String())
-			}
+		if r.IfName != a.IfName && slices.ContainsFunc(gws, func(gw net.IP) bool { return (gw.To4() != nil) == (r.GW.To4() != nil) }) {
+			kept = append(kept, r.IfName+"="+r.GW.String())
 		}
 	}
+	delete(a.Meta, replacedDefault)
 	if len(kept) > 0 {
-		sb.Attachments[i].Meta[replacedDefault] = strings.Join(kept, ",")
+		a.Meta[replacedDefault] = strings.Join(kept, ",")
 	}
+	return nil
 }
 
-// restoreDefaults puts back, after a hot unplug of a, the default routes its default-route
-// replaced, on interfaces still there. Best effort: a failure is logged and reported as an
-// Event, the unplug itself stands.
-func (m *Manager) restoreDefaults(req *request, sb *checkpoint.Sandbox, a *checkpoint.Attachment) {
+// restoreDefaults puts back the default routes a's default-route replaced (replacedDefault),
+// except those on the interfaces in skip (going away too). It returns the failures, each
+// naming its route.
+func (m *Manager) restoreDefaults(sb *checkpoint.Sandbox, a *checkpoint.Attachment, skip []string) error {
 	if a.Meta[replacedDefault] == "" || m.Routes == nil {
-		return
+		return nil
 	}
+	var errs []error
 	for _, pair := range strings.Split(a.Meta[replacedDefault], ",") {
 		ifname, gw, _ := strings.Cut(pair, "=")
+		if slices.Contains(skip, ifname) {
+			continue
+		}
 		if err := m.Routes.MoveDefaultRoute(sb.Netns, ifname, net.ParseIP(gw)); err != nil {
-			m.warn(req, status.ReasonUnplugFailed, fmt.Errorf("pod %s: network %q (%s) unplugged, but the default route via %s on %s it had replaced could not be restored: %w",
-				req.pod, a.Network, a.IfName, gw, ifname, err))
+			errs = append(errs, fmt.Errorf("default route via %s on %s: %w", gw, ifname, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // publish queues the pod's network-status annotation; it never blocks the ADD.
