@@ -285,7 +285,7 @@ func testInvalidEditChangesNothing(t *testing.T, cp *testbed.ControlPlane) {
 	e.threeNetworks(t)
 	sb := e.hotplugged(t, "p", "blue")
 	invalid := []string{`[{"name":"green"`, `[{"name":"green","mac":"01:00:5e:00:00:01"}]`,
-		"green@net5,blue@net5", "green@this-name-is-far-too-long", "green@eth0", `[{"name":"green","ips":["10.1.0.300/24"]}]`}
+		"green@net5,blue@net5", "green@this-name-is-far-too-long", "blue,green@eth0", `[{"name":"green","ips":["10.1.0.300/24"]}]`}
 	for i, bad := range invalid {
 		e.annotate(t, sb, bad)
 		e.waitLogLines(t, sb, "waiting for it to change", i+1)
