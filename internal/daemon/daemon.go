@@ -216,7 +216,7 @@ func startAddresses(ctx context.Context, o Options, cfg *rest.Config, client *co
 	}
 	meta, err := metadata.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("Node metadata client: %w", err)
+		return nil, fmt.Errorf("node metadata client: %w", err)
 	}
 	addrs, err := mipam.New(o.NodeName, filepath.Join(o.StateDir, "ipam"), mipam.Settings{NoSync: !o.SyncCheckpoints},
 		mipam.Deps{API: api, Pods: pods, Nodes: mipam.NewKubeNodes(ctx, meta, client), Obs: m, Log: log.With("component", "ipam")})
