@@ -147,12 +147,12 @@ func TestPodsOnNodeBacksOff(t *testing.T) {
 		}
 		at = at.Add(time.Minute) // a reconcile a minute
 	}
-	want := []time.Duration{0, 1, 3, 7, 15, 31, 61, 91, 121, 151}
+	want := []int{0, 1, 3, 7, 15, 31, 61, 91, 121, 151} // minutes
 	if len(asked) != len(want) {
 		t.Fatalf("asked at %v; want at %v minutes", asked, want)
 	}
 	for i, w := range want {
-		if asked[i] != w*time.Minute {
+		if asked[i] != time.Duration(w)*time.Minute {
 			t.Fatalf("asked at %v; want at %v minutes", asked, want)
 		}
 	}
