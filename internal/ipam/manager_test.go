@@ -596,10 +596,22 @@ func (w *world) testDeadNode(t *testing.T) {
 		return err == nil && !has
 	})
 	nodes.now = func() time.Time { return time.Now().Add(podsWaitMin) } // the node's back-off past
+	var stale []*blocks.IPBlock
+	for _, b := range blocksOf(live, "dead/v4") {
+		stale = append(stale, b.DeepCopy())
+	}
 	live.Reconcile(testbed.Ctx(t), time.Now())
 	on := w.allocated(t, "dead")
 	if len(on) != 1 || on[liveAddr.Addr()] != "dead-live" {
 		t.Errorf("after the node went the blocks list %v, want %s of dead-live only", on, liveAddr.Addr())
+	}
+	// a reclaim from a copy older than another node's reclaim finds nothing left to do
+	for _, b := range stale {
+		live.reclaimBlock(testbed.Ctx(t), b, "dead-gone")
+	}
+	if again := w.allocated(t, "dead"); len(again) != 1 || len(w.poolBlocks(t, "dead")) != 1 {
+		t.Errorf("a reclaim from a stale copy left %v in %d blocks, want %s of dead-live in one", again,
+			len(w.poolBlocks(t, "dead")), liveAddr.Addr())
 	}
 	for _, b := range w.poolBlocks(t, "dead") {
 		if b.Spec.Node == "dead-gone" {
