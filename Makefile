@@ -48,8 +48,9 @@ e2e: tools
 	$(GO) test -count=1 -v -run '^TestRealNode' -timeout 30m ./test/e2e/
 
 ## bench: the benchmark table (latency vs bare delegates, API requests, throughput, RSS), the
-## multinet-ipam table (10 nodes' managers on a real kube-apiserver), then pod create -> Running
-## on a real node, multinet vs the cluster network alone.
+## multinet-ipam tables (10 nodes' managers on a real kube-apiserver; the API requests of 10, 50
+## and 100 idle nodes), then pod create -> Running on a real node, multinet vs the cluster
+## network alone.
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./internal/ipam/

@@ -22,6 +22,7 @@ import (
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	"golang.org/x/sys/unix"
 	k8stypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/multinet/multinet/internal/attach"
@@ -205,15 +206,20 @@ func installShim(o Options) error {
 }
 
 // startAddresses reloads multinet-ipam's records and runs its write-back and reconciler; the
-// IPBlock informer starts with the first multinet-ipam request.
+// IPBlock informer starts with the first multinet-ipam request, the Node metadata informer
+// with the reconciler's first look at the blocks.
 func startAddresses(ctx context.Context, o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source,
 	m *metrics.Metrics, log *slog.Logger) (*mipam.Manager, error) {
 	api, err := blocks.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("IPBlock client: %w", err)
 	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("node metadata client: %w", err)
+	}
 	addrs, err := mipam.New(o.NodeName, filepath.Join(o.StateDir, "ipam"), mipam.Settings{NoSync: !o.SyncCheckpoints},
-		mipam.Deps{API: api, Pods: pods, Nodes: mipam.KubeNodes{Client: client}, Obs: m, Log: log.With("component", "ipam")})
+		mipam.Deps{API: api, Pods: pods, Nodes: mipam.NewKubeNodes(ctx, meta, client), Obs: m, Log: log.With("component", "ipam")})
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/multinet/multinet/internal/cniapi"
-	"github.com/multinet/multinet/internal/coreapi"
 	"github.com/multinet/multinet/internal/ipam/blocks"
 	"github.com/multinet/multinet/internal/podinfo"
 	"github.com/multinet/multinet/internal/testbed"
@@ -52,6 +51,7 @@ func TestManagersOnARealAPIServer(t *testing.T) {
 	t.Run("restart reloads records; a crash's stray entry is removed", w.testRestart)
 	t.Run("a pod gone without DEL is reclaimed after the grace period", w.testGonePod)
 	t.Run("a deleted node's addresses and blocks are reclaimed", w.testDeadNode)
+	t.Run("idle nodes reconcile without asking about nodes", w.testIdleReconcile)
 	t.Run("dual stack, Whereabouts keys", w.testDualStack)
 	t.Run("bad input: clear errors, nothing allocated", w.testBadInput)
 }
@@ -544,16 +544,6 @@ func (w *world) testGonePod(t *testing.T) {
 	}
 }
 
-// nodes is the API server's Node objects and pods (KubeNodes on the test bed).
-func (w *world) nodes(t *testing.T) KubeNodes {
-	t.Helper()
-	c, err := coreapi.New(w.cp.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return KubeNodes{Client: c}
-}
-
 func (w *world) createNode(t *testing.T, name string) {
 	t.Helper()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
@@ -566,8 +556,9 @@ func (w *world) testDeadNode(t *testing.T) {
 	c := conf("dead", `"range":"10.70.0.0/24","network_name":"dead","block_size":28`)
 	w.createNode(t, "dead-live")
 	w.createNode(t, "dead-gone")
-	live := w.node(t, "dead-live", "", Deps{Nodes: w.nodes(t)})
-	gone := w.node(t, "dead-gone", "", Deps{Nodes: w.nodes(t)})
+	nodes := w.nodes(t, nil)
+	live := w.node(t, "dead-live", "", Deps{Nodes: nodes})
+	gone := w.node(t, "dead-gone", "", Deps{Nodes: w.nodes(t, nil)})
 	liveAddr := add(t, live, c, "d-live", pod{"default", "d-live", "u"})[0]
 	for i := range 3 {
 		add(t, gone, c, fmt.Sprintf("d-gone-%d", i), pod{"default", fmt.Sprintf("d-gone-%d", i), "u"})
@@ -588,6 +579,10 @@ func (w *world) testDeadNode(t *testing.T) {
 	if err := w.cp.Client.CoreV1().Nodes().Delete(testbed.Ctx(t), "dead-gone", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the live node's Node informer without the deleted node", func() bool {
+		ok, err := nodes.NodeExists(testbed.Ctx(t), "dead-gone")
+		return err == nil && !ok
+	})
 	live.Reconcile(testbed.Ctx(t), time.Now())
 	if n := len(w.allocated(t, "dead")); n != 5 {
 		t.Fatalf("%d allocations while a pod is still bound to the deleted node, want 5", n)
@@ -597,13 +592,26 @@ func (w *world) testDeadNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the deleted node's pod gone", func() bool {
-		has, err := w.nodes(t).PodsOnNode(testbed.Ctx(t), "dead-gone")
+		has, err := w.nodes(t, nil).PodsOnNode(testbed.Ctx(t), "dead-gone")
 		return err == nil && !has
 	})
+	nodes.now = func() time.Time { return time.Now().Add(podsWaitMin) } // the node's back-off past
+	var stale []*blocks.IPBlock
+	for _, b := range blocksOf(live, "dead/v4") {
+		stale = append(stale, b.DeepCopy())
+	}
 	live.Reconcile(testbed.Ctx(t), time.Now())
 	on := w.allocated(t, "dead")
 	if len(on) != 1 || on[liveAddr.Addr()] != "dead-live" {
 		t.Errorf("after the node went the blocks list %v, want %s of dead-live only", on, liveAddr.Addr())
+	}
+	// a reclaim from a copy older than another node's reclaim finds nothing left to do
+	for _, b := range stale {
+		live.reclaimBlock(testbed.Ctx(t), b, "dead-gone")
+	}
+	if again := w.allocated(t, "dead"); len(again) != 1 || len(w.poolBlocks(t, "dead")) != 1 {
+		t.Errorf("a reclaim from a stale copy left %v in %d blocks, want %s of dead-live in one", again,
+			len(w.poolBlocks(t, "dead")), liveAddr.Addr())
 	}
 	for _, b := range w.poolBlocks(t, "dead") {
 		if b.Spec.Node == "dead-gone" {

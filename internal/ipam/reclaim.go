@@ -115,9 +115,12 @@ func (m *Manager) reclaimGonePods(ctx context.Context, now time.Time) {
 
 // reclaimDeadNodes frees the entries of nodes whose Node object is gone and that have no pod
 // left, and deletes (or orphans, when other nodes hold addresses in them) their blocks. A node
-// whose own Node object does not exist (a test bed without nodes) reclaims nothing.
+// whose own Node object does not exist (a test bed without nodes) reclaims nothing. The
+// blocks come from the informer and the Nodes from theirs: a reconcile of a node with
+// nothing to reclaim asks the API server nothing; each node it finds without a Node object
+// costs one question about its pods, once per reconcile at most.
 func (m *Manager) reclaimDeadNodes(ctx context.Context) {
-	if m.deps.Nodes == nil {
+	if m.deps.Nodes == nil || !m.synced() {
 		return
 	}
 	if ok, err := m.deps.Nodes.NodeExists(ctx, m.node); err != nil || !ok {
@@ -143,12 +146,14 @@ func (m *Manager) reclaimDeadNodes(ctx context.Context) {
 				dead[n] = d
 			}
 			if d {
-				m.reclaimBlock(ctx, b.Name, n)
+				m.reclaimBlock(ctx, b, n)
 			}
 		}
 	}
 }
 
+// nodeDead reports whether the node's Node object is gone and no pod is bound to it; when
+// in doubt (an error, the Nodes not listed yet) it is alive.
 func (m *Manager) nodeDead(ctx context.Context, node string) bool {
 	exists, err := m.deps.Nodes.NodeExists(ctx, node)
 	if err != nil || exists {
@@ -159,12 +164,19 @@ func (m *Manager) nodeDead(ctx context.Context, node string) bool {
 }
 
 // reclaimBlock removes a dead node's entries from a block; a block the dead node owned is
-// deleted when empty, else left shared without an owner.
-func (m *Manager) reclaimBlock(ctx context.Context, name, deadNode string) {
+// deleted when empty, else left shared without an owner. The first try writes over the
+// informer's copy (cached): every live node reclaims, and the first one's write reaches
+// the others' informers, so they find nothing left to do without asking; a conflict reads
+// the block afresh.
+func (m *Manager) reclaimBlock(ctx context.Context, cached *blocks.IPBlock, deadNode string) {
+	obj := cached
 	for attempt := 0; attempt < casAttempts; attempt++ {
-		obj, err := m.deps.API.Get(ctx, name)
-		if err != nil {
-			return
+		if attempt > 0 {
+			fresh, err := m.deps.API.Get(ctx, cached.Name)
+			if err != nil {
+				return
+			}
+			obj = fresh
 		}
 		next := obj.DeepCopy()
 		n := 0
@@ -175,8 +187,12 @@ func (m *Manager) reclaimBlock(ctx context.Context, name, deadNode string) {
 			}
 		}
 		owned := next.Spec.Node == deadNode
+		if n == 0 && !owned {
+			return // another node reclaimed it
+		}
+		var err error
 		if owned && len(next.Spec.Allocations) == 0 {
-			err = m.deps.API.Delete(ctx, name, obj.UID, obj.ResourceVersion)
+			err = m.deps.API.Delete(ctx, obj.Name, obj.UID, obj.ResourceVersion)
 		} else {
 			if owned {
 				next.Spec.Node, next.Spec.Shared, next.Spec.ShareWanted = "", true, nil
@@ -187,7 +203,7 @@ func (m *Manager) reclaimBlock(ctx context.Context, name, deadNode string) {
 		}
 		switch {
 		case err == nil:
-			m.deps.Log.Info("ipam: reclaimed a deleted node's addresses", "node", deadNode, "block", name,
+			m.deps.Log.Info("ipam: reclaimed a deleted node's addresses", "node", deadNode, "block", obj.Name,
 				"addresses", n, "blockDeleted", owned && len(next.Spec.Allocations) == 0)
 			for range n {
 				m.deps.Obs.IPAMReclaimed("node")
@@ -197,7 +213,7 @@ func (m *Manager) reclaimBlock(ctx context.Context, name, deadNode string) {
 			continue
 		default:
 			if !apierrors.IsNotFound(err) {
-				m.deps.Log.Warn("ipam: reclaim of a deleted node's block failed", "node", deadNode, "block", name, "err", err)
+				m.deps.Log.Warn("ipam: reclaim of a deleted node's block failed", "node", deadNode, "block", obj.Name, "err", err)
 			}
 			return
 		}

@@ -40,15 +40,15 @@ const (
 
 // needed is every request multinetd makes: informers on pods (of its node, by field selector:
 // RBAC sees a cluster-wide list/watch) and NADs, a get of a pod or NAD younger than the
-// cache, the network-status patch, Events, a get of a Node, and multinet-ipam's IPBlocks
-// (an informer, create, compare-and-swap update, delete).
+// cache, the network-status patch, Events, multinet-ipam's informer on Node metadata, and its
+// IPBlocks (an informer, create, compare-and-swap update, delete).
 var needed = []access{
 	{"list", "", "pods", ""}, {"watch", "", "pods", ""}, {"get", "", "pods", someNS},
 	{"patch", "", "pods", someNS},
 	{"list", nadGroup, nads, ""}, {"watch", nadGroup, nads, ""}, {"get", nadGroup, nads, someNS},
 	{"create", "", "events", someNS}, {"patch", "", "events", someNS},
 	{"create", "events.k8s.io", "events", someNS}, {"patch", "events.k8s.io", "events", someNS},
-	{"get", "", "nodes", ""},
+	{"list", "", "nodes", ""}, {"watch", "", "nodes", ""},
 	{"list", ipamGroup, "ipblocks", ""}, {"watch", ipamGroup, "ipblocks", ""}, {"get", ipamGroup, "ipblocks", ""},
 	{"create", ipamGroup, "ipblocks", ""}, {"update", ipamGroup, "ipblocks", ""}, {"delete", ipamGroup, "ipblocks", ""},
 }
@@ -62,7 +62,7 @@ var forbidden = []access{
 	{"update", nadGroup, nads, someNS}, {"patch", nadGroup, nads, someNS},
 	{"create", nadGroup, nads, someNS}, {"delete", nadGroup, nads, someNS},
 	{"delete", "", "events", someNS}, {"update", "", "nodes", ""}, {"get", "", "configmaps", someNS},
-	{"list", "", "nodes", ""}, {"watch", "", "nodes", ""}, {"patch", "", "nodes", ""},
+	{"patch", "", "nodes", ""}, {"delete", "", "nodes", ""},
 	{"patch", ipamGroup, "ipblocks", ""}, {"deletecollection", ipamGroup, "ipblocks", ""},
 }
 
