@@ -81,13 +81,6 @@ func (c *Client) PatchPod(ctx context.Context, namespace, name string, pt types.
 	return c.rc.Patch(pt).Namespace(namespace).Resource("pods").Name(name).Body(patch).Do(ctx).Error()
 }
 
-// GetNode reads one node.
-func (c *Client) GetNode(ctx context.Context, name string) (*corev1.Node, error) {
-	node := &corev1.Node{}
-	err := c.rc.Get().Resource("nodes").Name(name).Do(ctx).Into(node)
-	return node, err
-}
-
 // EventSink returns a sink for client-go's Event broadcaster (k8s.io/client-go/tools/record)
 // that writes each Event in its own namespace.
 func (c *Client) EventSink() EventSink { return EventSink{c.rc} }

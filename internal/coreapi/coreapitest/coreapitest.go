@@ -38,11 +38,6 @@ func (c Clientset) PatchPod(ctx context.Context, namespace, name string, pt type
 	return err
 }
 
-// GetNode reads one node.
-func (c Clientset) GetNode(ctx context.Context, name string) (*corev1.Node, error) {
-	return c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-}
-
 // EventSink writes Events through the clientset.
 func (c Clientset) EventSink() record.EventSink {
 	return &typedcorev1.EventSinkImpl{Interface: c.CoreV1().Events("")}
