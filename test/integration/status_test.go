@@ -2,10 +2,13 @@ package integration
 
 import (
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +33,7 @@ func TestNetworkStatus(t *testing.T) {
 		{"SIGTERMDuringAddDrains", testSIGTERMDuringAddDrains},
 		{"SIGTERMWithAPIDownWrittenAfterRestart", testSIGTERMWithAPIDownWrittenAfterRestart},
 		{"APIOutageLongerThanGiveUp", testAPIOutageLongerThanGiveUp},
+		{"RightAnnotationCostsNoRequest", testRightAnnotationCostsNoRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
 	}
@@ -177,4 +181,73 @@ func testAPIOutageLongerThanGiveUp(t *testing.T, cp *testbed.ControlPlane) {
 	e.statusOf(t, sb, e.heldStatus())
 	e.MustDel(t, sb)
 	e.assertClean(t)
+}
+
+// testRightAnnotationCostsNoRequest: the resync compares each pod's network-status with the
+// record on the informer's copy: a pod whose annotation is right gets no request, however many
+// passes run (1 s apart here).
+func testRightAnnotationCostsNoRequest(t *testing.T, cp *testbed.ControlPlane) {
+	addr := freeAddr(t)
+	e := newEnv(t, cp, "--metrics-address", addr, "--resync-interval", "1s")
+	e.threeNetworks(t)
+	sb := e.hotplugged(t, "p", "blue")
+	e.statusOf(t, sb, map[string]string{"eth0": "cluster", "net1": e.ns + "/blue"})
+	// Two passes, so that the informer has the written value (it gets it within milliseconds).
+	e.waitReconciles(t, addr, 2)
+	before := sumMetric(t, addr, `multinet_api_requests_total{`, `method="PATCH"`)
+	e.waitReconciles(t, addr, 3)
+	if after := sumMetric(t, addr, `multinet_api_requests_total{`, `method="PATCH"`); after != before {
+		t.Errorf("%v PATCH requests during three passes over a pod whose network-status is right, want none\n%s", after-before, e.Log())
+	}
+	if data, err := os.ReadFile(filepath.Join(e.Dir, "multinetd.log")); err != nil || strings.Contains(string(data), "writing it again") {
+		t.Errorf("network-status written again although it was right (log read: %v)\n%s", err, e.Log())
+	}
+	e.MustDel(t, sb)
+	e.assertClean(t)
+}
+
+// waitReconciles waits until multinetd has made n more passes over the node's pods (each
+// pass reconciles every pod of the node) than when it was called.
+func (e *env) waitReconciles(t *testing.T, addr string, n int) {
+	t.Helper()
+	const count = `multinet_hotplug_reconcile_duration_seconds_count{`
+	pods, err := e.CP.Client.CoreV1().Pods("").List(testbed.Ctx(t), metav1.ListOptions{FieldSelector: "spec.nodeName=" + testbed.NodeName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sumMetric(t, addr, count, "") + float64(n*len(pods.Items))
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if sumMetric(t, addr, count, "") >= want {
+			return
+		}
+	}
+	t.Fatalf("multinetd did not make %d passes over the node's %d pods in 20s\n%s", n, len(pods.Items), e.Log())
+}
+
+// sumMetric adds up multinetd's samples whose name and labels start with prefix and whose
+// labels contain label.
+func sumMetric(t *testing.T, addr, prefix, label string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		sample, v, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(sample, prefix) || !strings.Contains(sample, label) {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		sum += f
+	}
+	return sum
 }
