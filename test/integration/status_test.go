@@ -32,7 +32,10 @@ func TestNetworkStatus(t *testing.T) {
 	}{
 		{"SIGTERMDuringAddDrains", testSIGTERMDuringAddDrains},
 		{"SIGTERMWithAPIDownWrittenAfterRestart", testSIGTERMWithAPIDownWrittenAfterRestart},
-		{"APIOutageLongerThanGiveUp", testAPIOutageLongerThanGiveUp},
+		{"APIOutageLongerThanGiveUp", func(t *testing.T, cp *testbed.ControlPlane) { testAPIOutageLongerThanGiveUp(t, cp) }},
+		{"APIOutageLongerThanGiveUpHotplugOff", func(t *testing.T, cp *testbed.ControlPlane) {
+			testAPIOutageLongerThanGiveUp(t, cp, "--hotplug=false")
+		}},
 		{"RightAnnotationCostsNoRequest", testRightAnnotationCostsNoRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, cp) })
@@ -167,9 +170,10 @@ func testSIGTERMWithAPIDownWrittenAfterRestart(t *testing.T, cp *testbed.Control
 // testAPIOutageLongerThanGiveUp: an ADD completes while the API server is down; multinetd
 // gives up writing its network-status (give-up time 1 s here, 10 minutes by default). Once the
 // API server is back, the resync (1 s here, 5 minutes by default) finds the pod's annotation
-// differing from the record and writes it: no edit of the pod, no restart.
-func testAPIOutageLongerThanGiveUp(t *testing.T, cp *testbed.ControlPlane) {
-	e := newEnv(t, cp, "--status-give-up-after", "1s", "--resync-interval", "1s")
+// differing from the record and writes it: no edit of the pod, no restart. With hot plug off
+// too (flags).
+func testAPIOutageLongerThanGiveUp(t *testing.T, cp *testbed.ControlPlane, flags ...string) {
+	e := newEnv(t, cp, append([]string{"--status-give-up-after", "1s", "--resync-interval", "1s"}, flags...)...)
 	sb, release, added := e.addHeld(t)
 	startAPI := stopAPIServer(t, cp)
 	release()
