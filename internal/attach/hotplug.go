@@ -27,18 +27,26 @@ var ErrInvalidEdit = errors.New("invalid networks annotation")
 // the eth0 of the cluster network is never touched. It holds the sandbox lock, so it never
 // runs beside the runtime's ADD, DEL or CHECK of the sandbox, and it leaves pods being
 // deleted alone. Calling it again with nothing changed does nothing.
+//
+// It also republishes: when nothing was plugged or unplugged, the pod's network-status (as
+// pod, the informer's copy, has it) is compared with the one the record gives, and written
+// when they differ — a value lost to a stop or given up on during an API outage.
 func (m *Manager) Reconcile(ctx context.Context, pod *corev1.Pod) error {
 	if pod.DeletionTimestamp != nil {
 		return nil
 	}
+	ids := m.Store.ByPod(string(pod.UID))
 	var errs []error
-	for _, id := range m.Store.ByPod(string(pod.UID)) {
-		errs = append(errs, m.reconcileSandbox(ctx, pod, id))
+	for _, id := range ids {
+		errs = append(errs, m.reconcileSandbox(ctx, pod, id, len(ids) == 1))
 	}
 	return errors.Join(errs...)
 }
 
-func (m *Manager) reconcileSandbox(ctx context.Context, pod *corev1.Pod, id string) error {
+// reconcileSandbox plugs and unplugs one sandbox of the pod, and publishes its network-status
+// after a change; sole (the pod's only record) also republishes it unchanged when the pod's
+// differs (with two records, the runtime's DEL of one is pending: it is left to the next pass).
+func (m *Manager) reconcileSandbox(ctx context.Context, pod *corev1.Pod, id string, sole bool) error {
 	defer m.lock(id)()
 	sb, err := m.Store.Load(id)
 	if errors.Is(err, checkpoint.ErrNotFound) {
@@ -51,17 +59,34 @@ func (m *Manager) reconcileSandbox(ctx context.Context, pod *corev1.Pod, id stri
 		return nil
 	}
 	req := &request{Request: &cniapi.Request{Command: "PLUG", ContainerID: id, Netns: sb.Netns}, pod: podOf(sb)}
+	changed, err := m.applyNetworks(ctx, req, pod, sb)
+	if !changed && !sole {
+		return err
+	}
+	if sb, lerr := m.Store.Load(id); lerr == nil {
+		if changed {
+			m.publish(req, sb)
+		} else {
+			m.republish(req, pod, sb)
+		}
+	}
+	return err
+}
+
+// applyNetworks unplugs and plugs what the pod's networks annotation asks for; changed says
+// whether it tried anything.
+func (m *Manager) applyNetworks(ctx context.Context, req *request, pod *corev1.Pod, sb *checkpoint.Sandbox) (changed bool, err error) {
 	nets, err := m.networks(ctx, pod)
 	if err != nil {
 		m.warn(req, status.ReasonInvalidNetworkSelection, fmt.Errorf("pod %s: %w", req.pod, err))
 		if errors.As(err, new(*selection.Error)) {
-			return fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
+			return false, fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
 		}
-		return fmt.Errorf("pod %s: %w", req.pod, err)
+		return false, fmt.Errorf("pod %s: %w", req.pod, err)
 	}
 	unplug, plug := plan.Match(nets, attachedOf(sb))
 	if len(unplug) == 0 && len(plug) == 0 {
-		return nil
+		return false, nil
 	}
 	// Plugs wait for every unplug to succeed: a name may be moving, and an unplug that failed
 	// must be retried, not hidden behind a plug refused for a name still in use.
@@ -69,10 +94,7 @@ func (m *Manager) reconcileSandbox(ctx context.Context, pod *corev1.Pod, id stri
 	if err == nil {
 		err = m.plug(ctx, req, nets, plug)
 	}
-	if sb, lerr := m.Store.Load(id); lerr == nil {
-		m.publish(req, sb)
-	}
-	return err
+	return true, err
 }
 
 // live tells whether the sandbox is up: its cluster network attached, its netns there.

@@ -21,6 +21,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -89,7 +90,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	var stopEvents func()
 	labelled(ctx, "events", func(context.Context) { events, stopEvents = status.NewEventRecorder(client.EventSink(), o.NodeName) })
 	defer stopEvents()
-	patcher := status.NewPatcher(client, log, status.WithEvents(events))
+	patcher := status.NewPatcher(client, log, status.WithEvents(events), status.WithGiveUpAfter(o.StatusGiveUpAfter.Duration))
 	leases.SetWarner(podWarner(events))
 	defer leases.SetWarner(nil)
 	mgr := attach.New(attach.Config{ConfDir: o.CNIConfDir, DefaultNetwork: o.DefaultNetwork,
@@ -112,20 +113,54 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
 	labelled(ctx, "informers", pods.Start)
-	synced := make(chan struct{})
+	synced, reconciled := make(chan struct{}), make(chan struct{})
 	go labelled(ctx, "hotplug", func(ctx context.Context) {
+		defer close(reconciled)
 		if pods.WaitForSync(ctx) {
 			log.Info("pod and NetworkAttachmentDefinition caches synced: serving ADD")
 			close(synced)
 			runHotplug(ctx)
 		}
 	})
-	go labelled(ctx, "network-status", patcher.Run)
+	defer runStatus(ctx, patcher, o.StatusDrainTimeout.Duration, reconciled, log)()
 	labelled(ctx, "serve", func(ctx context.Context) {
 		trim := &idleTrim{}
 		err = serve(ctx, o, trim.count(handler(o, gatedAdd{mgr, pods, synced}, leases, addrs, m, log)), mgr, synced, trim, m, log)
 	})
 	return err
+}
+
+// runStatus runs the network-status patcher beyond ctx, and returns what stops it: called
+// once the socket's last request is answered (an ADD in flight at SIGTERM still publishes),
+// it waits for the reconciles to end (done), then for the writes still pending, up to drain
+// in all; what is left then is written again after the next start (its reconcile compares
+// every pod's network-status with the record).
+func runStatus(ctx context.Context, patcher *status.Patcher, drain time.Duration, done <-chan struct{}, log *slog.Logger) func() {
+	patchCtx, stopPatching := context.WithCancel(context.WithoutCancel(ctx))
+	stopped := make(chan struct{})
+	go labelled(patchCtx, "network-status", func(ctx context.Context) {
+		defer close(stopped)
+		patcher.Run(ctx)
+	})
+	return func() {
+		deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+		defer cancel()
+		if ctx.Err() != nil { // stopping: the reconciles end with ctx and may publish as they do
+			select {
+			case <-done:
+			case <-deadline.Done():
+			}
+		}
+		if left := patcher.Drain(deadline); len(left) > 0 {
+			pods := make([]string, len(left))
+			for i, p := range left {
+				pods[i] = p.Namespace + "/" + p.Name
+			}
+			log.Warn("stopping with network-status not written; it is written after the next start", "pods", pods, "drainTimeout", drain)
+		}
+		stopPatching()
+		<-stopped
+	}
 }
 
 // gatedAdd is the manager with ADD held back until the pod and NAD caches are synced. While
@@ -159,17 +194,32 @@ func (g gatedAdd) Add(ctx context.Context, req *cniapi.Request) (json.RawMessage
 }
 
 // hotplugFor builds the hot plug controller on the pod cache (before the cache starts, so its
-// periodic resync is in force) and returns what runs it; a no-op with hot plug off.
+// periodic resync is in force) and returns what runs it. With hot plug off, the controller
+// still runs, to republish network-status only.
 func hotplugFor(o Options, pods *podinfo.Source, mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) (func(context.Context), error) {
-	if !o.Hotplug {
-		return func(context.Context) {}, nil
+	set := hotplug.DefaultSettings()
+	set.Resync = o.ResyncInterval.Duration
+	var rec hotplug.Reconciler = republishOnly{mgr}
+	var observe hotplug.Observer
+	if o.Hotplug {
+		rec, observe = mgr, m.ObserveReconcile
 	}
-	ctl, err := hotplug.New(pods.PodInformer, mgr, hotplug.DefaultSettings(), m.ObserveReconcile, log)
+	ctl, err := hotplug.New(pods.PodInformer, rec, set, observe, log)
 	if err != nil {
 		return nil, fmt.Errorf("hot plug: %w", err)
 	}
-	mgr.AfterAdd, mgr.ObserveHotplug = ctl.AfterAdd, m.ObserveHotplug
+	if o.Hotplug {
+		mgr.AfterAdd, mgr.ObserveHotplug = ctl.AfterAdd, m.ObserveHotplug
+	}
 	return ctl.Run, nil
+}
+
+// republishOnly reconciles the network-status of pods, not their interfaces (hot plug off).
+type republishOnly struct{ mgr *attach.Manager }
+
+func (r republishOnly) Reconcile(_ context.Context, pod *corev1.Pod) error {
+	r.mgr.Republish(pod)
+	return nil
 }
 
 // startLeases reloads the DHCP leases and tells every plugin multinetd runs (and their IPAM

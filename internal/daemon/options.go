@@ -49,6 +49,15 @@ type Options struct {
 	AddedEvents bool `json:"addedEvents"`
 	// Profiling serves Go's /debug/pprof/ beside /metrics, for CPU and heap profiles.
 	Profiling bool `json:"profiling,omitempty"`
+	// ResyncInterval is how often every running pod is reconciled again: hot plug, and its
+	// network-status compared with the record and written again when they differ.
+	ResyncInterval metav1.Duration `json:"resyncInterval,omitempty"`
+	// StatusGiveUpAfter is how long a failed network-status write is retried before it is
+	// given up (the next resync writes it again).
+	StatusGiveUpAfter metav1.Duration `json:"statusGiveUpAfter,omitempty"`
+	// StatusDrainTimeout bounds how long a stopping daemon waits for the network-status writes
+	// still pending once its last request is answered.
+	StatusDrainTimeout metav1.Duration `json:"statusDrainTimeout,omitempty"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -69,6 +78,9 @@ func Defaults() Options {
 		Hotplug:            true,
 		ParallelAttach:     true,
 		AddedEvents:        true,
+		ResyncInterval:     metav1.Duration{Duration: 5 * time.Minute},
+		StatusGiveUpAfter:  metav1.Duration{Duration: 10 * time.Minute},
+		StatusDrainTimeout: metav1.Duration{Duration: 10 * time.Second},
 	}
 }
 
@@ -99,6 +111,9 @@ func Parse(args []string) (Options, error) {
 	fs.BoolVar(&o.AddedEvents, "added-events", o.AddedEvents, "post one Normal AddedInterface Event per pod ADD listing every interface attached (false: network-status only; one API request less per ADD)")
 	fs.BoolVar(&o.ParallelAttach, "parallel-attach", o.ParallelAttach, "run the delegates of a pod's secondary networks at once, after its cluster network (DEL: before it); a NAD annotated multinet.io/attach: serial runs alone (false: one after another)")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "also serve Go's /debug/pprof/ (CPU, heap and goroutine profiles) on --metrics-address; keep that address on loopback")
+	fs.DurationVar(&o.ResyncInterval.Duration, "resync-interval", o.ResyncInterval.Duration, "how often every running pod is reconciled again: hot plug, and network-status written again where it differs from the record")
+	fs.DurationVar(&o.StatusGiveUpAfter.Duration, "status-give-up-after", o.StatusGiveUpAfter.Duration, "how long a failed network-status write is retried before it is given up (the next resync writes it again)")
+	fs.DurationVar(&o.StatusDrainTimeout.Duration, "status-drain-timeout", o.StatusDrainTimeout.Duration, "on SIGTERM, once the last request is answered, how long to wait for the network-status writes still pending (those left are written after the next start)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -158,6 +173,9 @@ func (o *Options) complete() error {
 	}
 	if o.SweepInterval.Duration <= 0 || o.RequestTimeout.Duration <= 0 {
 		return errors.New("--sweep-interval and --request-timeout must be positive")
+	}
+	if o.ResyncInterval.Duration < time.Second || o.StatusGiveUpAfter.Duration <= 0 || o.StatusDrainTimeout.Duration < 0 {
+		return errors.New("--resync-interval must be at least 1s, --status-give-up-after positive and --status-drain-timeout 0 or more")
 	}
 	return nil
 }

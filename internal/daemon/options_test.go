@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNamespaceSettings: Multus' keys are accepted as Multus writes them (globalNamespaces as
@@ -118,6 +119,43 @@ func TestDelegateGOMAXPROCSSetting(t *testing.T) {
 			}
 			if o.DelegateGOMAXPROCS != c.want {
 				t.Errorf("delegateGOMAXPROCS %d, want %d", o.DelegateGOMAXPROCS, c.want)
+			}
+		})
+	}
+}
+
+// TestNetworkStatusSettings: the resync, give-up and drain times, from the file or the flags.
+func TestNetworkStatusSettings(t *testing.T) {
+	cases := []struct {
+		name, file            string
+		flags                 []string
+		resync, giveUp, drain time.Duration
+		wantErr               string
+	}{
+		{name: "defaults", file: "logLevel: info\n", resync: 5 * time.Minute, giveUp: 10 * time.Minute, drain: 10 * time.Second},
+		{name: "file", file: "resyncInterval: 1m\nstatusGiveUpAfter: 30s\nstatusDrainTimeout: 20s\n",
+			resync: time.Minute, giveUp: 30 * time.Second, drain: 20 * time.Second},
+		{name: "flags win over file", file: "resyncInterval: 1m\n",
+			flags:  []string{"--resync-interval", "2s", "--status-give-up-after", "1s", "--status-drain-timeout", "0s"},
+			resync: 2 * time.Second, giveUp: time.Second},
+		{name: "resync below the informer's minimum", file: "resyncInterval: 500ms\n", wantErr: "--resync-interval must be at least 1s"},
+		{name: "no give-up", file: "statusGiveUpAfter: 0s\n", wantErr: "--status-give-up-after positive"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, _, err := parseWithFile(t, c.file, c.flags...)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("Parse = %v, want an error saying %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.ResyncInterval.Duration != c.resync || o.StatusGiveUpAfter.Duration != c.giveUp || o.StatusDrainTimeout.Duration != c.drain {
+				t.Errorf("resync %v give-up %v drain %v, want %v %v %v", o.ResyncInterval.Duration, o.StatusGiveUpAfter.Duration,
+					o.StatusDrainTimeout.Duration, c.resync, c.giveUp, c.drain)
 			}
 		})
 	}

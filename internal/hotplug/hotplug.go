@@ -1,10 +1,13 @@
 // Package hotplug keeps the interfaces of running pods in line with their networks annotation.
 // It watches the node's pods (the daemon's informer cache) and hands each pod whose annotation
 // changed to a Reconciler — the attach manager, which compares the annotation with the
-// sandbox's checkpoint record and plugs or unplugs. It is level-triggered: a work queue keyed
+// sandbox's checkpoint record and plugs or unplugs, and writes the pod's network-status again
+// when it differs from the one the record gives. It is level-triggered: a work queue keyed
 // by pod, several workers, exponential backoff per pod (one failing pod never holds up the
 // others), and a periodic resync of every pod as a safety net for a missed event, a daemon
-// restart or a NAD that appeared later.
+// restart, a NAD that appeared later or a network-status write given up on. A pod is not
+// enqueued when only its network-status changes: another writer of it is corrected at the
+// next resync, not fought in a loop.
 package hotplug
 
 import (
@@ -22,7 +25,8 @@ import (
 	"github.com/multinet/multinet/internal/selection"
 )
 
-// Reconciler applies a pod's networks annotation to its sandboxes. An error wrapping
+// Reconciler applies a pod's networks annotation to its sandboxes (and republishes its
+// network-status). An error wrapping
 // attach.ErrInvalidEdit is not retried (the annotation must change first); any other is.
 type Reconciler interface {
 	Reconcile(ctx context.Context, pod *corev1.Pod) error

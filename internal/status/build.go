@@ -75,6 +75,27 @@ func Marshal(s []nadv1.NetworkStatus) (string, error) {
 	return string(b), nil
 }
 
+// Same reports whether two annotation values say the same: equal once decoded, whatever their
+// spacing, key order, or empty fields written or left out ("dns":{}). A value that does not
+// decode is the same as itself only.
+func Same(a, b string) bool {
+	if a == b {
+		return true
+	}
+	na, errA := normalize(a)
+	nb, errB := normalize(b)
+	return errA == nil && errB == nil && na == nb
+}
+
+// normalize decodes an annotation value and writes it again as Marshal does.
+func normalize(value string) (string, error) {
+	var list []nadv1.NetworkStatus
+	if err := json.Unmarshal([]byte(value), &list); err != nil {
+		return "", fmt.Errorf("decode network status: %w", err)
+	}
+	return Marshal(list)
+}
+
 // buildOne returns the status of a single network.
 func buildOne(n Network) (nadv1.NetworkStatus, error) {
 	a, err := attachmentOf(n)

@@ -275,3 +275,32 @@ func TestAddedInterfaceMessage(t *testing.T) {
 		t.Errorf("AddedInterfaceMessage = %q, %v; want %q", got, err, want)
 	}
 }
+
+func TestSameComparesWhatTheValuesSay(t *testing.T) {
+	written := `[{"name":"cluster","interface":"eth0","ips":["10.244.0.5"],"mac":"0a:58:0a:f4:00:05","default":true}]`
+	for _, c := range []struct {
+		name  string
+		other string
+		same  bool
+	}{
+		{"identical", written, true},
+		{"spacing and key order", `[ {"default": true, "mac": "0a:58:0a:f4:00:05", "ips": ["10.244.0.5"], "interface": "eth0", "name": "cluster"} ]`, true},
+		{"empty dns written out", `[{"name":"cluster","interface":"eth0","ips":["10.244.0.5"],"mac":"0a:58:0a:f4:00:05","default":true,"dns":{}}]`, true},
+		{"another address", `[{"name":"cluster","interface":"eth0","ips":["10.244.0.6"],"mac":"0a:58:0a:f4:00:05","default":true}]`, false},
+		{"an interface more", `[{"name":"cluster","interface":"eth0","ips":["10.244.0.5"],"mac":"0a:58:0a:f4:00:05","default":true},{"name":"ns/blue","interface":"net1"}]`, false},
+		{"missing", "", false},
+		{"not JSON", "{", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Same(written, c.other); got != c.same {
+				t.Errorf("Same(%s, %s) = %v, want %v", written, c.other, got, c.same)
+			}
+			if got := Same(c.other, written); got != c.same {
+				t.Errorf("Same is not symmetric for %s", c.other)
+			}
+		})
+	}
+	if !Same("", "") || Same("", "[]") {
+		t.Error("a missing annotation is the same as itself only")
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +54,7 @@ type Patcher struct {
 	seq     uint64
 	pending map[string]*pendingValue
 	queue   workqueue.TypedRateLimitingInterface[string] // nil unless Run is running
+	emptied chan struct{}                                // closed once pending is empty; nil unless Drain waits
 }
 
 // pendingValue is the latest value not yet written for one pod.
@@ -70,6 +73,16 @@ type PatcherOption func(*Patcher)
 // whose annotation it gave up writing while the pod still exists.
 func WithEvents(rec EventRecorder) PatcherOption {
 	return func(p *Patcher) { p.events = rec }
+}
+
+// WithGiveUpAfter sets how long a value is retried before the Patcher gives
+// up on it (10 minutes by default).
+func WithGiveUpAfter(d time.Duration) PatcherOption {
+	return func(p *Patcher) {
+		if d > 0 {
+			p.giveUpAfter = d
+		}
+	}
 }
 
 // NewPatcher returns a Patcher that writes through client. It does nothing
@@ -93,10 +106,16 @@ func NewPatcher(client PodPatcher, logger *slog.Logger, opts ...PatcherOption) *
 }
 
 // Set queues value as the annotation of pod and returns at once. A later
-// Set for the same namespace/name replaces a value not yet written.
+// Set for the same namespace/name replaces a value not yet written; the very
+// value already pending for the same pod changes nothing (its retries and
+// their give-up time go on).
 func (p *Patcher) Set(pod PodRef, value string) {
 	key := pod.key()
 	p.mu.Lock()
+	if cur, ok := p.pending[key]; ok && cur.pod == pod && cur.value == value {
+		p.mu.Unlock()
+		return
+	}
 	p.seq++
 	p.pending[key] = &pendingValue{pod: pod, value: value, seq: p.seq, since: time.Now()}
 	q := p.queue
@@ -106,7 +125,8 @@ func (p *Patcher) Set(pod PodRef, value string) {
 	}
 }
 
-// Run writes queued values until ctx is done. Call it once.
+// Run writes queued values until ctx is done. Call it once. Values still
+// pending then are dropped: end ctx after Drain.
 func (p *Patcher) Run(ctx context.Context) {
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](p.firstRetry, p.maxRetry),
@@ -294,6 +314,46 @@ func (p *Patcher) drop(v pendingValue) {
 	if cur, ok := p.pending[key]; ok && cur.seq == v.seq {
 		delete(p.pending, key)
 	}
+	if len(p.pending) == 0 && p.emptied != nil {
+		close(p.emptied)
+		p.emptied = nil
+	}
+}
+
+// Drain waits, while Run runs, until every value Set so far (and while it
+// waits) is written or given up, or ctx ends. It returns the pods whose value
+// is still pending then, sorted; nil once all are done. A daemon that stops
+// calls it after its last Set, before it ends Run's context.
+func (p *Patcher) Drain(ctx context.Context) []PodRef {
+	for {
+		p.mu.Lock()
+		if len(p.pending) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		if p.emptied == nil {
+			p.emptied = make(chan struct{})
+		}
+		emptied := p.emptied
+		p.mu.Unlock()
+		select {
+		case <-emptied:
+		case <-ctx.Done():
+			return p.pendingPods()
+		}
+	}
+}
+
+// pendingPods lists the pods with a value not yet written, sorted by namespace/name.
+func (p *Patcher) pendingPods() []PodRef {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]PodRef, 0, len(p.pending))
+	for _, v := range p.pending {
+		out = append(out, v.pod)
+	}
+	slices.SortFunc(out, func(a, b PodRef) int { return strings.Compare(a.key(), b.key()) })
+	return out
 }
 
 // markFailed notes that v failed once, so later failures are not logged.

@@ -225,8 +225,7 @@ func TestPatchGivesUpAfterItsDeadline(t *testing.T) {
 		return true, nil, apierrors.NewInternalError(errTest)
 	})
 	events := &recordedEvents{}
-	p, logs := fastPatcher(t, client, WithEvents(events))
-	p.giveUpAfter = 100 * time.Millisecond
+	p, logs := fastPatcher(t, client, WithEvents(events), WithGiveUpAfter(100*time.Millisecond))
 	run(t, p)
 	p.Set(web0, "v1")
 	waitFor(t, "the patcher gives up", p.idle)
@@ -270,6 +269,94 @@ func TestLatestValueWinsWhileRunning(t *testing.T) {
 	waitFor(t, "the patcher is idle", p.idle)
 	if n := len(patches(client)); n > 50 {
 		t.Errorf("patches = %d, want at most one per Set", n)
+	}
+}
+
+// blockPatches makes every pod PATCH wait until the returned release is called
+// (or the test ends); entered receives the pod's name as each one starts.
+func blockPatches(t *testing.T, client *fake.Clientset) (entered <-chan string, release func()) {
+	t.Helper()
+	in, open := make(chan string, 16), make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(open) }) }
+	t.Cleanup(release)
+	client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		in <- a.(k8stesting.PatchAction).GetName()
+		<-open
+		return false, nil, nil
+	})
+	return in, release
+}
+
+// TestDrainWritesWhatIsPending: a daemon stopping drains the Patcher after its last Set, a
+// value Set while the drain already waits included; only then does Run's context end.
+func TestDrainWritesWhatIsPending(t *testing.T) {
+	web1 := PodRef{Namespace: "default", Name: "web-1", UID: "uid-3"}
+	client := fake.NewClientset(podObj(web0), podObj(web1))
+	entered, release := blockPatches(t, client)
+	p, _ := fastPatcher(t, client)
+	run(t, p)
+	p.Set(web0, "v0")
+	<-entered // web-0's PATCH is in flight
+
+	drained := make(chan []PodRef, 1)
+	go func() { drained <- p.Drain(context.Background()) }()
+	p.Set(web1, "v1") // an ADD that finished during the shutdown
+	select {
+	case left := <-drained:
+		t.Fatalf("Drain returned %v while a PATCH was in flight", left)
+	default:
+	}
+	release()
+	if left := <-drained; left != nil {
+		t.Fatalf("Drain left %v, want nothing", left)
+	}
+	if a, b := annotationOf(t, client, web0), annotationOf(t, client, web1); a != "v0" || b != "v1" {
+		t.Errorf("annotations after Drain = %q, %q; want v0, v1", a, b)
+	}
+}
+
+// TestDrainStopsAtItsDeadline: with the API server failing, Drain returns when its context
+// ends and names the pods whose value was not written.
+func TestDrainStopsAtItsDeadline(t *testing.T) {
+	client := fake.NewClientset(podObj(web0))
+	attempts := make(chan struct{}, 100)
+	client.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		select {
+		case attempts <- struct{}{}:
+		default:
+		}
+		return true, nil, apierrors.NewServiceUnavailable("apiserver is stopping")
+	})
+	p, _ := fastPatcher(t, client)
+	run(t, p)
+	p.Set(web0, "v1")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-attempts; cancel() }() // the deadline passes after a failed attempt
+	if left := p.Drain(ctx); len(left) != 1 || left[0] != web0 {
+		t.Fatalf("Drain left %v, want [%v]", left, web0)
+	}
+}
+
+// TestSettingThePendingValueAgainKeepsItsRetries: a republish of the value already pending
+// for the pod neither restarts its give-up time nor adds a PATCH.
+func TestSettingThePendingValueAgainKeepsItsRetries(t *testing.T) {
+	client := fake.NewClientset(podObj(web0))
+	p, _ := fastPatcher(t, client)
+	p.Set(web0, "v1")
+	first := *p.pending[web0.key()]
+	p.Set(web0, "v1")
+	if again := *p.pending[web0.key()]; again != first {
+		t.Errorf("pending value after the same Set = %+v, want it unchanged %+v", again, first)
+	}
+	p.Set(web0, "v2")
+	if next := p.pending[web0.key()]; next.value != "v2" || next.seq == first.seq {
+		t.Errorf("a new value did not replace the pending one: %+v", next)
+	}
+	run(t, p)
+	waitFor(t, "the patcher is idle", p.idle)
+	if n := len(patches(client)); n != 1 {
+		t.Errorf("patches = %d, want 1", n)
 	}
 }
 
