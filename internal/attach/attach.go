@@ -99,6 +99,8 @@ type Manager struct {
 	// counts the stores since it was last cleared.
 	nadConfs     sync.Map
 	nadConfCount atomic.Int64
+	// invalid holds, by pod UID, the networks annotation last reported as invalid (newlyInvalid).
+	invalid sync.Map
 }
 
 // New wires a manager.

@@ -32,10 +32,11 @@ var ErrInvalidEdit = errors.New("invalid networks annotation")
 // pod, the informer's copy, has it) is compared with the one the record gives, and written
 // when they differ — a value lost to a stop or given up on during an API outage.
 func (m *Manager) Reconcile(ctx context.Context, pod *corev1.Pod) error {
-	if pod.DeletionTimestamp != nil {
+	ids := m.Store.ByPod(string(pod.UID))
+	if pod.DeletionTimestamp != nil || len(ids) == 0 {
+		m.invalid.Delete(string(pod.UID))
 		return nil
 	}
-	ids := m.Store.ByPod(string(pod.UID))
 	var errs []error
 	for _, id := range ids {
 		errs = append(errs, m.reconcileSandbox(ctx, pod, id, len(ids) == 1))
@@ -76,13 +77,20 @@ func (m *Manager) reconcileSandbox(ctx context.Context, pod *corev1.Pod, id stri
 // applyNetworks unplugs and plugs what the pod's networks annotation asks for; changed says
 // whether it tried anything.
 func (m *Manager) applyNetworks(ctx context.Context, req *request, pod *corev1.Pod, sb *checkpoint.Sandbox) (changed bool, err error) {
+	req.annotation = selection.Raw(pod.Annotations)
+	defer func() {
+		if !errors.Is(err, ErrInvalidEdit) {
+			m.invalid.Delete(req.pod.UID)
+		}
+	}()
 	nets, err := m.networks(ctx, pod)
 	if err != nil {
-		m.warn(req, status.ReasonInvalidNetworkSelection, fmt.Errorf("pod %s: %w", req.pod, err))
 		if errors.As(err, new(*selection.Error)) {
-			return false, fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
+			return false, m.invalidEdit(req, err)
 		}
-		return false, fmt.Errorf("pod %s: %w", req.pod, err)
+		err = fmt.Errorf("pod %s: %w", req.pod, err)
+		m.warn(req, status.ReasonInvalidNetworkSelection, err)
+		return false, err
 	}
 	unplug, plug := plan.Match(nets, attachedOf(sb))
 	if len(unplug) == 0 && len(plug) == 0 {
@@ -95,6 +103,17 @@ func (m *Manager) applyNetworks(ctx context.Context, req *request, pod *corev1.P
 		err = m.plug(ctx, req, nets, plug)
 	}
 	return true, err
+}
+
+// invalidEdit marks err, the fault of a networks annotation that cannot be applied as it
+// stands, as ErrInvalidEdit, with an InvalidNetworkSelection Warning once per annotation
+// value (req.annotation): a resync pass over the same value reports nothing new.
+func (m *Manager) invalidEdit(req *request, err error) error {
+	err = fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
+	if last, seen := m.invalid.Swap(req.pod.UID, req.annotation); !seen || last != req.annotation {
+		m.warn(req, status.ReasonInvalidNetworkSelection, err)
+	}
+	return err
 }
 
 // live tells whether the sandbox is up: its cluster network attached, its netns there.
@@ -181,9 +200,7 @@ func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, i
 		err = checkKeptDefaultRoutes(sb, delegates)
 	}
 	if err != nil {
-		err = fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
-		m.warn(req, status.ReasonInvalidNetworkSelection, err)
-		return err
+		return m.invalidEdit(req, err)
 	}
 	var errs []error
 	for _, d := range delegates {

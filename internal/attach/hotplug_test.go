@@ -125,6 +125,10 @@ func TestInvalidEditWaitsForTheNextEdit(t *testing.T) {
 		if !slices.Equal(w.ev.reasons, []string{status.ReasonInvalidNetworkSelection}) {
 			t.Errorf("%s: events %v, want one InvalidNetworkSelection", kind, w.ev.reasons)
 		}
+		// A resync pass over the same value posts nothing more: one Warning per edit.
+		if err := w.m.Reconcile(w.ctx, w.pod(value)); !errors.Is(err, ErrInvalidEdit) || len(w.ev.reasons) != 1 {
+			t.Errorf("%s again: %v, events %v, want an ErrInvalidEdit and no new Event", kind, err, w.ev.reasons)
+		}
 	}
 	if len(f.calls) != 1 { // eth0's ADD only
 		t.Errorf("delegate calls %v: an invalid edit plugged or unplugged something", f.calls)
