@@ -23,7 +23,7 @@ func (m *Manager) Del(ctx context.Context, in *cniapi.Request) error {
 		return err
 	}
 	defer m.lock(req.ContainerID)()
-	if err := m.delSandbox(ctx, req.ContainerID, req.Netns); err != nil {
+	if err := m.delSandboxOf(ctx, req.ContainerID, req.Netns, req.pod); err != nil {
 		m.warn(req, status.ReasonNetworkTeardownFailed, err)
 		return err
 	}
@@ -33,9 +33,20 @@ func (m *Manager) Del(ctx context.Context, in *cniapi.Request) error {
 // delSandbox DELs every attachment of the sandbox, the default network last (detachAll).
 // The record goes when no attachment is left in it. Callers hold the sandbox lock.
 func (m *Manager) delSandbox(ctx context.Context, containerID, netns string) error {
+	return m.delSandboxOf(ctx, containerID, netns, plan.Pod{})
+}
+
+// delSandboxOf is delSandbox for the runtime's DEL, whose arguments name the pod (empty for
+// GC and sweep). A corrupt record does not block it: the attachments that can still be read
+// of it are DELed, as of a sound record (see salvage).
+func (m *Manager) delSandboxOf(ctx context.Context, containerID, netns string, pod plan.Pod) error {
 	sb, err := m.Store.Load(containerID)
 	if errors.Is(err, checkpoint.ErrNotFound) {
 		return nil
+	}
+	var corrupt *checkpoint.CorruptError
+	if errors.As(err, &corrupt) {
+		sb, err = m.salvage(corrupt, pod)
 	}
 	if err != nil {
 		return err

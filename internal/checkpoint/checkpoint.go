@@ -4,9 +4,11 @@
 // never decides: callers record intent before a delegate call and the result after it.
 //
 // Each record is a JSON file <dir>/<containerID>.json replaced atomically (temporary file,
-// rename), so a crash at any instant leaves either the old or the new record, never a torn
-// one. Intent is written durably (fsync of the file and the directory); progress after it
-// is not waited for, since losing it only repeats an idempotent DEL.
+// rename), so a crash at any instant leaves either the old or the new record. Every write,
+// intent and progress alike, waits for the disk (fsync of the file and the directory) unless
+// the node opted out (WithoutSync): a rename whose data never reached the disk can come back
+// from a power loss as a torn record. A torn record is reported as a CorruptError holding
+// what can still be read of it, and can be set aside for the operator (SetAside).
 package checkpoint
 
 import (
@@ -79,6 +81,25 @@ func (s *Sandbox) Find(ifname string) int {
 // ErrNotFound is returned by Load when a sandbox has no record.
 var ErrNotFound = errors.New("no checkpoint record")
 
+// ErrCorrupt is matched (errors.Is) by a CorruptError.
+var ErrCorrupt = errors.New("checkpoint record is corrupt")
+
+// CorruptError is Load's error for a record that is not valid JSON of a Sandbox (torn by a
+// power loss, or damaged). Salvaged is what can still be read of it (see salvage); Raw is
+// the record as read.
+type CorruptError struct {
+	ID, Path string
+	Raw      []byte
+	Salvaged *Sandbox
+	Err      error // the decoder's
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("checkpoint %s is corrupt (%d bytes): %v", e.Path, len(e.Raw), e.Err)
+}
+
+func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
 // validID matches the container IDs the runtimes hand out; anything else could escape dir.
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$`)
 
@@ -86,6 +107,7 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$`)
 type Store struct {
 	dir    string
 	noSync bool
+	write  func(path string, data []byte, mode os.FileMode, durable bool) error // atomicfile.Write
 
 	mu    sync.Mutex
 	byPod map[string]map[string]bool // pod UID -> container IDs
@@ -99,7 +121,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("checkpoint dir %s: %w", dir, err)
 	}
 	atomicfile.RemoveTemps(dir)
-	s := &Store{dir: dir, byPod: map[string]map[string]bool{}, podOf: map[string]string{}}
+	s := &Store{dir: dir, write: atomicfile.Write, byPod: map[string]map[string]bool{}, podOf: map[string]string{}}
 	ids, err := s.List()
 	if err != nil {
 		return nil, err
@@ -145,8 +167,9 @@ func (s *Store) ByPod(uid string) []string {
 	return ids
 }
 
-// WithoutSync makes Save as fast as Update: records then survive a daemon crash but not
-// necessarily a power loss. For nodes that trade that for latency (--sync-checkpoints=false).
+// WithoutSync makes writes not wait for the disk: records then survive a daemon crash but not
+// necessarily a power loss, after which one may be torn (CorruptError). For nodes that trade
+// that for latency (--sync-checkpoints=false).
 func (s *Store) WithoutSync() *Store { s.noSync = true; return s }
 
 // Dir is where the records live.
@@ -174,19 +197,22 @@ func (s *Store) Load(id string) (*Sandbox, error) {
 	}
 	var sb Sandbox
 	if err := json.Unmarshal(data, &sb); err != nil {
-		return nil, fmt.Errorf("checkpoint %s is corrupt: %w", p, err)
+		salvaged := salvage(data)
+		salvaged.ContainerID = id
+		return nil, &CorruptError{ID: id, Path: p, Raw: data, Salvaged: salvaged, Err: err}
 	}
 	return &sb, nil
 }
 
-// Save writes the record atomically and durably (fsync of the file and the directory): use
-// it for intent, which must survive a power loss as well as a daemon crash.
+// Save writes the record atomically and, unless WithoutSync, durably (fsync of the file and
+// the directory): use it for intent, which must survive a power loss as well as a daemon
+// crash.
 func (s *Store) Save(sb *Sandbox) error { return s.save(sb, !s.noSync) }
 
-// Update writes the record atomically without waiting for the disk: it survives a daemon
-// crash (the kernel keeps the data) but maybe not a power loss. Use it for progress that,
-// if lost, only makes the next DEL repeat an idempotent step.
-func (s *Store) Update(sb *Sandbox) error { return s.save(sb, false) }
+// Update writes a record of progress (a result, a DEL's outcome) exactly as Save writes
+// intent. Losing the progress itself would only repeat an idempotent DEL, but a rename not
+// waited for can leave a torn record after a power loss, and that would cost the DEL.
+func (s *Store) Update(sb *Sandbox) error { return s.save(sb, !s.noSync) }
 
 func (s *Store) save(sb *Sandbox, durable bool) error {
 	p, err := s.path(sb.ContainerID)
@@ -197,7 +223,7 @@ func (s *Store) save(sb *Sandbox, durable bool) error {
 	if err != nil {
 		return fmt.Errorf("encode checkpoint for sandbox %s: %w", sb.ContainerID, err)
 	}
-	if err := atomicfile.Write(p, data, 0o600, durable); err != nil {
+	if err := s.write(p, data, 0o600, durable); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	s.index(sb.ContainerID, sb.PodUID)
@@ -216,6 +242,28 @@ func (s *Store) Remove(id string) error {
 	}
 	s.index(id, "")
 	return nil
+}
+
+// CorruptDir is where SetAside moves corrupt records, under the store's directory.
+const CorruptDir = "corrupt"
+
+// SetAside keeps a copy of a corrupt record for the operator at <dir>/corrupt/<id>.json and
+// returns that path. The record itself stays: the caller replaces it (Save) with what it
+// salvaged, or removes it, so that a crash in between leaves the corrupt record in place to
+// be handled again.
+func (s *Store) SetAside(ce *CorruptError) (string, error) {
+	if _, err := s.path(ce.ID); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(s.dir, CorruptDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("set aside checkpoint %s: %w", ce.Path, err)
+	}
+	p := filepath.Join(dir, ce.ID+".json")
+	if err := s.write(p, ce.Raw, 0o600, !s.noSync); err != nil {
+		return "", fmt.Errorf("set aside checkpoint %s: %w", ce.Path, err)
+	}
+	return p, nil
 }
 
 // Recent reports whether the record of id was written less than age ago.

@@ -8,6 +8,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,7 +36,9 @@ type Manager struct {
 	addrs *recall // the address each pod's interface had last
 	log   *slog.Logger
 	sem   chan struct{}
-	locks keylock.Locks
+	locks keylock.Locks // per attachment: its ADD, DEL, GC
+	ids   keylock.Locks // per client identifier: a new lease's conversation, a RELEASE (see release)
+	hooks hooks
 
 	mu      sync.Mutex
 	warn    Warner
@@ -45,6 +48,13 @@ type Manager struct {
 	started time.Time       // when Start had reloaded the leases (see Ready)
 	wg      sync.WaitGroup
 	renewed atomic.Int64 // UnixNano of the end of the last renewal conversation, or of Start
+}
+
+// hooks let a test hold the manager at a point of its work, to force an interleaving;
+// nil in the daemon.
+type hooks struct {
+	acquired     func(l *Lease) // ADD got its DHCPACK, before the lease is kept
+	identityWait func(l *Lease) // DEL is about to wait for the lease's client identifier
 }
 
 // Warner puts a Warning Event on a pod (uid may be empty).
@@ -188,6 +198,7 @@ func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
 	}
 	l := &Lease{ContainerID: req.ContainerID, IfName: req.IfName, Netns: req.Netns, Network: req.network,
 		ConfName: req.confName, Pod: req.pod, Identity: id, RenewAfter: req.conf.RenewAfter, Uplink: req.bridge}
+	defer m.ids.Lock(string(id.ClientID))()
 	ctx, cancel := context.WithTimeout(ctx, req.conf.Timeout.Duration)
 	defer cancel()
 	x, err := open(l.link(), nil, firstWait(req.conf.Timeout.Duration, req.conf.Retries), req.conf.Retries)
@@ -202,6 +213,9 @@ func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
 		return nil, err
 	}
 	l.setACK(ack, time.Now())
+	if m.hooks.acquired != nil {
+		m.hooks.acquired(l)
+	}
 	s := interpret(ack, &req.conf)
 	if s.MTU > 0 {
 		if err := setMTU(l.link(), s.MTU); err != nil {
@@ -209,7 +223,7 @@ func (m *Manager) acquire(ctx context.Context, req *request) (*Lease, error) {
 		}
 	}
 	if err := m.store.save(l); err != nil {
-		m.release(l, true)
+		m.sendRelease(l, true)
 		return nil, err
 	}
 	m.keep(l, false)
@@ -271,16 +285,27 @@ func (m *Manager) giveUp(l *Lease, podAlive bool) error {
 	return m.store.remove(l.ContainerID, l.IfName)
 }
 
-// release sends DHCPRELEASE from the first of the lease's release links that works; if none
-// does, that is logged (the server reclaims the address at expiry). An address that another
-// held lease has from the same server is not released: the pod's new sandbox, whose client
+// release sends DHCPRELEASE for a lease no longer held, unless another held lease has its
+// address or its client identifier from the same server: the pod's new sandbox, whose client
 // identifier is the same (the pod UID's), got it back before the runtime deleted the old one.
+// It waits for a conversation of a new lease with the same client identifier (the new
+// sandbox's ADD) to end first, so that the lease it gets is held when release looks.
 func (m *Manager) release(l *Lease, podAlive bool) {
+	if m.hooks.identityWait != nil {
+		m.hooks.identityWait(l)
+	}
+	defer m.ids.Lock(string(l.Identity.ClientID))()
 	if other := m.holder(l); other != nil {
-		m.log.Info("DHCPRELEASE not sent: another sandbox holds the address",
+		m.log.Info("DHCPRELEASE not sent: another sandbox holds the address or client identifier",
 			l.attrs("heldBy", other.ContainerID, "heldOn", other.IfName)...)
 		return
 	}
+	m.sendRelease(l, podAlive)
+}
+
+// sendRelease sends DHCPRELEASE from the first of the lease's release links that works; if
+// none does, that is logged (the server reclaims the address at expiry).
+func (m *Manager) sendRelease(l *Lease, podAlive bool) {
 	hw, _ := net.ParseMAC(l.HWAddr)
 	var errs []error
 	for _, lk := range l.releaseLinks(podAlive) {
@@ -364,12 +389,16 @@ func (m *Manager) Held() int {
 	return len(m.held)
 }
 
-// holder is the held lease of l's address from l's server, if any (l itself is not held).
+// holder is a held lease from l's server with l's address or client identifier, if any (l
+// itself is not held). A server keeps one binding per client identifier: a RELEASE in its
+// name would free the holder's address, whichever address it names.
 func (m *Manager) holder(l *Lease) *Lease {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, h := range m.held {
-		if o := h.get(); o.IP().Equal(l.IP()) && o.ack.ServerIdentifier().Equal(l.ack.ServerIdentifier()) {
+		o := h.get()
+		same := o.IP().Equal(l.IP()) || bytes.Equal(o.Identity.ClientID, l.Identity.ClientID)
+		if same && o.ack.ServerIdentifier().Equal(l.ack.ServerIdentifier()) {
 			return &o
 		}
 	}

@@ -23,6 +23,9 @@ const (
 	// ReasonAttachmentDropped (Warning): an attachment whose ADD never
 	// completed and whose DEL fails for good was dropped from the record.
 	ReasonAttachmentDropped = "AttachmentDropped"
+	// ReasonCheckpointCorrupt (Warning): a sandbox's checkpoint record was
+	// corrupt; DEL detached what could be read of it and set a copy aside.
+	ReasonCheckpointCorrupt = "CheckpointCorrupt"
 	// ReasonPlugged (Normal): hot plug attached an interface to a running pod.
 	ReasonPlugged = "Plugged"
 	// ReasonUnplugged (Normal): hot plug detached an interface from a running pod.

@@ -1,8 +1,7 @@
 // Package ipam is the body of multinet's IPAM plugins, multinet-dhcp and multinet-ipam: they
 // hold no state and make no decision, they forward each invocation to multinetd (the DHCP
 // lease manager, the cluster-wide address manager) over the daemon's unix socket and relay
-// the answer. The socket is $MULTINET_SOCKET (set by multinetd for every plugin it
-// runs), else the ipam "socket" field, else /run/multinet/multinet.sock.
+// the answer. Both find the daemon's socket by one rule, Socket.
 package ipam
 
 import (
@@ -58,7 +57,7 @@ func (p Plugin) Main() {
 		return func(args *skel.CmdArgs) error {
 			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 			defer cancel()
-			return p.Forward(ctx, command, args, os.Getenv(SocketEnv), os.Stdout)
+			return p.Forward(ctx, command, args, Socket(args.StdinData, os.Getenv(SocketEnv)), os.Stdout)
 		}
 	}
 	skel.PluginMainFuncs(skel.CNIFuncs{Add: fwd("ADD"), Del: fwd("DEL"), Check: fwd("CHECK"), GC: fwd("GC"),
@@ -70,12 +69,8 @@ func Forward(ctx context.Context, command string, args *skel.CmdArgs, socket str
 	return DHCP.Forward(ctx, command, args, socket, out)
 }
 
-// Forward sends one invocation to the daemon at socket (empty: from the config) and writes
-// its result to out.
+// Forward sends one invocation to the daemon at socket and writes its result to out.
 func (p Plugin) Forward(ctx context.Context, command string, args *skel.CmdArgs, socket string, out io.Writer) error {
-	if socket == "" {
-		socket = socketFromConf(args.StdinData)
-	}
 	resp, err := cniapi.Call(ctx, socket, p.Path, cniapi.NewRequest(command, args))
 	if err != nil {
 		code := uint(types.ErrTryAgainLater)
@@ -89,8 +84,10 @@ func (p Plugin) Forward(ctx context.Context, command string, args *skel.CmdArgs,
 	return resp.Relay(out)
 }
 
-// socketFromConf reads ipam.socket, else the default socket.
-func socketFromConf(stdin []byte) string {
+// Socket is the daemon's socket for one invocation of either plugin: the network's ipam
+// "socket" key, the more specific, else env (the value of $MULTINET_SOCKET, which multinetd
+// sets for every plugin it runs), else the default socket.
+func Socket(stdin []byte, env string) string {
 	var c struct {
 		IPAM struct {
 			Socket string `json:"socket"`
@@ -98,6 +95,9 @@ func socketFromConf(stdin []byte) string {
 	}
 	if json.Unmarshal(stdin, &c) == nil && c.IPAM.Socket != "" {
 		return c.IPAM.Socket
+	}
+	if env != "" {
+		return env
 	}
 	return cniapi.DefaultSocket
 }
