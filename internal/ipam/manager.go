@@ -102,6 +102,17 @@ type Manager struct {
 	pending map[string]bool      // recKeys being allocated
 	missing map[string]time.Time // pods seen gone by the reconciler, since
 	ahead   map[string]time.Time // pools claimed ahead for, or found full, until then no more
+
+	// beforeReclaim, when set (tests), runs between the reconciler's (or GC's) look at the
+	// records and its release of r: where a concurrent DEL and ADD may change them.
+	beforeReclaim func(r *record)
+}
+
+// reclaiming calls the beforeReclaim hook.
+func (m *Manager) reclaiming(r *record) {
+	if m.beforeReclaim != nil {
+		m.beforeReclaim(r)
+	}
 }
 
 func recKey(poolID string, a netip.Addr) string { return poolID + "|" + a.String() }
@@ -338,6 +349,7 @@ func (m *Manager) GC(_ context.Context, in *cniapi.Request) error {
 	m.mu.Unlock()
 	var errs []error
 	for _, r := range stale {
+		m.reclaiming(r)
 		errs = append(errs, m.release(r, false))
 	}
 	return errors.Join(errs...)

@@ -58,6 +58,7 @@ func (m *Manager) expireHolds(now time.Time) {
 	}
 	m.mu.Unlock()
 	for _, r := range expired {
+		m.reclaiming(r)
 		if err := m.release(r, false); err != nil {
 			m.deps.Log.Warn("expired ipam hold not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
 			continue
@@ -99,6 +100,7 @@ func (m *Manager) reclaimGonePods(ctx context.Context, now time.Time) {
 			continue
 		}
 		for _, r := range rs {
+			m.reclaiming(r)
 			if err := m.release(r, false); err != nil {
 				m.deps.Log.Warn("address of a gone pod not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
 				continue
