@@ -262,7 +262,8 @@ func (m *Manager) replug(req *request, recs []*record) error {
 		m.deps.Log.Info("ipam: interface plugged again on another network: its old address released",
 			"pod", r.Pod, "ifname", r.IfName, "containerID", r.ContainerID, "old network", r.Network, "ip", r.Addr,
 			"network", req.network)
-		errs = append(errs, m.release(r, true))
+		_, err := m.release(r, true)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -279,7 +280,7 @@ func (m *Manager) allocate(ctx context.Context, req *request) (recs []*record, e
 	defer func() {
 		if err != nil {
 			for _, r := range recs {
-				if rerr := m.release(r, false); rerr != nil {
+				if _, rerr := m.release(r, false); rerr != nil {
 					m.deps.Log.Error("address of a failed ADD not freed; the reconciler frees it once the pod is gone",
 						"pod", r.Pod, "ip", r.Addr, "err", rerr)
 				}
@@ -349,22 +350,23 @@ func (m *Manager) Del(_ context.Context, in *cniapi.Request) error {
 	defer m.locks.Lock(owner(in.ContainerID, in.IfName))()
 	var errs []error
 	for _, r := range m.current(in.ContainerID, in.IfName) {
-		errs = append(errs, m.release(r, true))
+		_, err := m.release(r, true)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// release frees r, or, when hold is set, turns a StatefulSet pod's record into a hold. It
-// acts only if r is still the record of its address: a release of a record already released
-// (a DEL again, or a reconciler that looked before a DEL and an ADD that took the address
-// again) does nothing.
-func (m *Manager) release(r *record, hold bool) error {
+// release frees r, or, when hold is set, turns a StatefulSet pod's record into a hold, and
+// reports whether it did. It acts only if r is still the record of its address: a release of
+// a record already released (a DEL again, or a reconciler that looked before a DEL and an ADD
+// that took the address again) does nothing.
+func (m *Manager) release(r *record, hold bool) (bool, error) {
 	defer m.addrLock(r.Pool, r.Addr)()
 	m.mu.Lock()
 	live := m.ledger.has(r)
 	m.mu.Unlock()
 	if !live {
-		return nil
+		return false, nil
 	}
 	// Under the address's lock nobody else changes its record: the file and the ledger
 	// change together.
@@ -372,22 +374,22 @@ func (m *Manager) release(r *record, hold bool) error {
 		h := *r
 		h.ContainerID, h.HeldUntil = "", time.Now().Add(r.Hold).UTC()
 		if err := m.store.save(&h); err != nil {
-			return err
+			return false, err
 		}
 		m.mu.Lock()
 		m.replaceRecord(r, &h)
 		m.mu.Unlock()
 		m.deps.Log.Info("address held for the pod", "pod", r.Pod, "network", r.Network, "ip", r.Addr, "until", h.HeldUntil)
-		return nil
+		return true, nil
 	}
 	if err := m.store.remove(r); err != nil {
-		return err
+		return false, err
 	}
 	m.mu.Lock()
 	m.dropRecord(r)
 	m.mu.Unlock()
 	m.deps.Obs.IPAMReleased()
-	return nil
+	return true, nil
 }
 
 // Check fails when the interface has no address.
@@ -419,7 +421,8 @@ func (m *Manager) GC(_ context.Context, in *cniapi.Request) error {
 	var errs []error
 	for _, r := range stale {
 		m.reclaiming(r)
-		errs = append(errs, m.release(r, false))
+		_, err := m.release(r, false)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

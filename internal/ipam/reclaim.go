@@ -54,9 +54,11 @@ func (m *Manager) expireHolds(now time.Time) {
 	m.mu.Unlock()
 	for _, r := range expired {
 		m.reclaiming(r)
-		if err := m.release(r, false); err != nil {
-			m.deps.Log.Warn("expired ipam hold not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
-			continue
+		if freed, err := m.release(r, false); err != nil || !freed {
+			if err != nil {
+				m.deps.Log.Warn("expired ipam hold not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
+			}
+			continue // or taken back by its pod meanwhile
 		}
 		m.deps.Obs.IPAMReclaimed("hold")
 		m.deps.Log.Info("ipam hold expired: address freed", "pod", r.Pod, "network", r.Network, "ip", r.Addr)
@@ -102,9 +104,11 @@ func (m *Manager) reclaimGonePods(ctx context.Context, now time.Time) {
 		}
 		for _, r := range rs {
 			m.reclaiming(r)
-			if err := m.release(r, false); err != nil {
-				m.deps.Log.Warn("address of a gone pod not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
-				continue
+			if freed, err := m.release(r, false); err != nil || !freed {
+				if err != nil {
+					m.deps.Log.Warn("address of a gone pod not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
+				}
+				continue // or released meanwhile
 			}
 			m.deps.Obs.IPAMReclaimed("pod")
 			m.deps.Log.Info("ipam address of a pod gone without DEL freed", "pod", r.Pod, "network", r.Network,

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,13 +52,22 @@ func recordOwners(t *testing.T, m *Manager) []string {
 	return out
 }
 
+// reclaims counts the addresses the reconciler says it freed.
+type reclaims struct {
+	noObserver
+	n atomic.Int32
+}
+
+func (o *reclaims) IPAMReclaimed(string) { o.n.Add(1) }
+
 // testStaleReclaim: the reconciler looks at a gone pod's record; meanwhile the runtime's late
 // DEL frees the address and a new pod's ADD takes it. The reconciler's release of the old
 // record must leave the new pod's alone.
 func (w *world) testStaleReclaim(t *testing.T) {
 	c := conf("stale", `"range":"10.110.0.0/24","network_name":"stale"`)
 	ps := &pods{}
-	m := w.node(t, "stale-a", "", Deps{Pods: ps})
+	obs := &reclaims{}
+	m := w.node(t, "stale-a", "", Deps{Pods: ps, Obs: obs})
 	ps.set("default", "old", "u-old", "")
 	ps.set("default", "new", "u-new", "")
 	a := add(t, m, c, "s-old", pod{"default", "old", "u-old"})[0].Addr()
@@ -81,6 +91,9 @@ func (w *world) testStaleReclaim(t *testing.T) {
 	}
 	if !owns(t, m, c, "stale/v4", a, "s-new") {
 		t.Errorf("the reconciler's stale release took %s from the new pod", a)
+	}
+	if n := obs.n.Load(); n != 0 {
+		t.Errorf("the reconciler counts %d addresses reclaimed; the late DEL freed the only one", n)
 	}
 	if got := add(t, m, c, "s-next", pod{"default", "new2", ""})[0].Addr(); got == a {
 		t.Errorf("%s handed out twice (the new pod holds it)", a)
@@ -132,7 +145,8 @@ func (w *world) testStaleGC(t *testing.T) {
 func (w *world) testStaleHoldExpiry(t *testing.T) {
 	c := conf("stalehold", `"range":"10.111.0.0/24","network_name":"stalehold"`)
 	ps := &pods{}
-	m := w.node(t, "stalehold-a", "", Deps{Pods: ps})
+	obs := &reclaims{}
+	m := w.node(t, "stalehold-a", "", Deps{Pods: ps, Obs: obs})
 	ps.set("db", "db-0", "u1", "StatefulSet")
 	a := add(t, m, c, "sh-1", pod{"db", "db-0", "u1"})[0].Addr()
 	del(t, m, c, "sh-1", pod{"db", "db-0", "u1"})
@@ -153,6 +167,9 @@ func (w *world) testStaleHoldExpiry(t *testing.T) {
 	}
 	if !owns(t, m, c, "stalehold/v4", a, "sh-2") {
 		t.Errorf("the expiry of the old hold freed %s under db-0, which took it back", a)
+	}
+	if n := obs.n.Load(); n != 0 {
+		t.Errorf("%d holds counted expired; the only one was taken back", n)
 	}
 	if got := add(t, m, c, "sh-3", pod{"db", "web", ""})[0].Addr(); got == a {
 		t.Errorf("%s handed out twice", a)
