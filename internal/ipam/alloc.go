@@ -66,7 +66,8 @@ func (m *Manager) local(b *block) bool {
 
 // taken reports whether a is in use as far as this node knows; the caller holds mu.
 func (m *Manager) taken(b *block, a netip.Addr) bool {
-	if m.ledger.get(b.pool, a) != nil || m.pending[recKey(b.pool, a)] || m.unreadable(b, a) {
+	k := recKey(b.pool, a)
+	if m.ledger.recs[k] != nil || m.pending[k] || m.unreadable(b, a) {
 		return true
 	}
 	if b.obj != nil {
