@@ -39,6 +39,7 @@ var (
 type block struct {
 	name     string
 	pool     string
+	label    string // pool.PoolLabel(pool): unreadable records are known by it
 	prefix   netip.Prefix
 	obj      *blocks.IPBlock // newest version known; nil until read
 	used     int             // the node's records in it
@@ -52,7 +53,7 @@ func (m *Manager) blockFor(name, poolID, cidr string) *block {
 	b := m.blocks[name]
 	if b == nil {
 		p, _ := netip.ParsePrefix(cidr)
-		b = &block{name: name, pool: poolID, prefix: p}
+		b = &block{name: name, pool: poolID, label: pool.PoolLabel(poolID), prefix: p}
 		m.blocks[name] = b
 	}
 	return b
@@ -66,7 +67,7 @@ func (m *Manager) local(b *block) bool {
 // taken reports whether a is in use as far as this node knows; the caller holds mu.
 func (m *Manager) taken(b *block, a netip.Addr) bool {
 	k := recKey(b.pool, a)
-	if m.recs[k] != nil || m.pending[k] {
+	if m.ledger.recs[k] != nil || m.pending[k] || m.unreadable(b, a) {
 		return true
 	}
 	if b.obj != nil {
@@ -75,6 +76,16 @@ func (m *Manager) taken(b *block, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// unreadable reports whether a of b's pool has a record file that does not read; the caller
+// holds mu.
+func (m *Manager) unreadable(b *block, a netip.Addr) bool {
+	if len(m.unread) == 0 {
+		return false
+	}
+	_, bad := m.unread[b.label+"|"+a.String()]
+	return bad
 }
 
 // checkBlockSize refuses a range whose block size differs from the blocks its pool already
@@ -205,6 +216,8 @@ func (m *Manager) takeLocal(req *request, r pool.Range, want netip.Addr, hold ti
 	rec := newRecord(req, r, b, a, hold)
 	m.addRecord(rec)
 	m.mu.Unlock()
+	unlock := m.addrLock(rec.Pool, rec.Addr)
+	defer unlock()
 	if err := m.store.save(rec); err != nil {
 		m.mu.Lock()
 		m.dropRecord(rec)
@@ -440,6 +453,7 @@ func (m *Manager) unpend(poolID string, a netip.Addr) {
 
 // recordTaken saves the record of an address the block's object now gives this node.
 func (m *Manager) recordTaken(b *block, rec *record, updated *blocks.IPBlock) (*record, error) {
+	defer m.addrLock(rec.Pool, rec.Addr)()
 	err := m.store.save(rec)
 	m.mu.Lock()
 	delete(m.pending, recKey(rec.Pool, rec.Addr))
@@ -582,25 +596,41 @@ func (m *Manager) takeAddress(ctx context.Context, req *request, r pool.Range, a
 func (m *Manager) localHolder(poolID string, a netip.Addr) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.recs[recKey(poolID, a)]; r != nil {
+	if r := m.ledger.get(poolID, a); r != nil {
 		if r.held() {
 			return fmt.Sprintf("pod %s (held for it until %s)", r.Pod, r.HeldUntil.Format(time.RFC3339))
 		}
 		return "pod " + r.Pod
 	}
+	if _, bad := m.unread[pool.PoolLabel(poolID)+"|"+a.String()]; bad {
+		return "a record of this node that does not read (" + m.unread[pool.PoolLabel(poolID)+"|"+a.String()].path + ")"
+	}
 	return "an allocation in progress"
 }
 
 // takeHold gives a StatefulSet pod the address held for it in r's pool by this node, if any
-// (only want, when set). The hold's record never went away, so the block's object lists the
-// address as this node's all along, shared block or not: no other node can have taken it.
+// (only want, when set; of several holds the newest). The hold's record never went away, so
+// the block's object lists the address as this node's all along, shared block or not: no
+// other node can have taken it. A hold that expires meanwhile is not taken.
 func (m *Manager) takeHold(_ context.Context, req *request, r pool.Range, want netip.Addr, hold time.Duration) (*record, error) {
 	pod := req.pod.Namespace + "/" + req.pod.Name
 	m.mu.Lock()
-	h := m.holds[holdKey(r.Pool, pod, req.IfName)]
-	ok := h != nil && r.Contains(h.Addr) && (!want.IsValid() || h.Addr == want)
+	var h *record
+	for _, x := range m.ledger.held(r.Pool, pod, req.IfName) {
+		if r.Contains(x.Addr) && (!want.IsValid() || x.Addr == want) {
+			h = x
+			break
+		}
+	}
 	m.mu.Unlock()
-	if !ok {
+	if h == nil {
+		return nil, nil
+	}
+	defer m.addrLock(h.Pool, h.Addr)()
+	m.mu.Lock()
+	live := m.ledger.has(h)
+	m.mu.Unlock()
+	if !live {
 		return nil, nil
 	}
 	rec := *h
@@ -609,8 +639,7 @@ func (m *Manager) takeHold(_ context.Context, req *request, r pool.Range, want n
 		return nil, err
 	}
 	m.mu.Lock()
-	m.dropRecord(h)
-	m.addRecord(&rec)
+	m.replaceRecord(h, &rec)
 	m.mu.Unlock()
 	m.deps.Log.Info("held address given back to its pod", "pod", pod, "network", req.network, "ip", rec.Addr)
 	m.deps.Obs.IPAMAllocated(false)

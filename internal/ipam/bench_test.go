@@ -168,7 +168,7 @@ func benchRound(b *testing.B, tw *tabwriter.Writer, cnt *counting, api blocks.Cl
 	}
 	for _, m := range ms {
 		m.mu.Lock()
-		leaked += len(m.recs)
+		leaked += len(m.ledger.recs)
 		m.mu.Unlock()
 	}
 	fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.3f\t%d\t%d\t%d\t%d\t\n", name, len(adds), retried.Load(),

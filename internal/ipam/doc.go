@@ -17,7 +17,11 @@
 // Releases are local: DEL removes the node's record of the address (or turns it into a hold
 // for a StatefulSet pod) and the flusher writes the block back. DEL never needs the API
 // server. A released address is free for the owner at once and for other nodes after the
-// write-back; it is never in two places.
+// write-back; it is never in two places. The node's records live in a ledger whose every
+// change names the record it removes or replaces and happens only if that very record is
+// still the address's: a repeated or stale release (a reconciler that looked before a DEL and
+// an ADD took the address again) does nothing. A record's file changes under its address's
+// lock, together with the ledger.
 //
 // The reconciler frees what nobody released: addresses whose pod is gone (after a grace
 // period), holds that expired, and the blocks and addresses of deleted nodes once no pod is

@@ -133,11 +133,16 @@ func (m *Manager) desired(b *block, obj *blocks.IPBlock) *blocks.IPBlock {
 	alloc := map[string]blocks.Allocation{}
 	for k, e := range obj.Spec.Allocations {
 		a, err := netip.ParseAddr(k)
-		if err != nil || e.Node != m.node || m.pending[recKey(b.pool, a)] {
+		if err != nil || e.Node != m.node || m.pending[recKey(b.pool, a)] || m.unreadable(b, a) {
 			alloc[k] = e
 		}
 	}
-	for _, r := range m.recs {
+	for _, u := range m.unread { // kept, or written, as this node's: nobody else may take them
+		if k := u.addr.String(); u.label == b.label && b.prefix.Contains(u.addr) && alloc[k].Node == "" {
+			alloc[k] = blocks.Allocation{Node: m.node}
+		}
+	}
+	for _, r := range m.ledger.recs {
 		if r.Block != b.name {
 			continue
 		}
@@ -198,7 +203,7 @@ func (m *Manager) forgetBlock(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for _, r := range m.recs {
+	for _, r := range m.ledger.recs {
 		if r.Block == name {
 			n++
 		}

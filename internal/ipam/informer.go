@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/multinet/multinet/internal/ipam/blocks"
@@ -37,6 +38,22 @@ func (m *Manager) startInformer() {
 			m.deps.Log.Info("IPBlocks listed", "count", len(m.inf.GetStore().ListKeys()), "took", time.Since(start).Round(time.Millisecond))
 		}()
 	})
+}
+
+// startIfBlocks starts the informer if an IPBlock has this node's affinity (one
+// label-selected list of at most one object), or if the list fails: a node restarted
+// without records still answers share requests for its blocks.
+func (m *Manager) startIfBlocks(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	l, err := m.deps.API.List(ctx, metav1.ListOptions{LabelSelector: blocks.NodeLabel + "=" + m.node, Limit: 1})
+	switch {
+	case err != nil:
+		m.deps.Log.Warn("ipam: could not tell whether this node has IPBlocks: watching them", "err", err)
+	case len(l.Items) == 0:
+		return
+	}
+	m.startInformer()
 }
 
 // waitInformer starts the informer if need be and waits until it has listed the blocks.

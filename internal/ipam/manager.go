@@ -21,6 +21,7 @@ import (
 	"github.com/multinet/multinet/internal/ipam/blocks"
 	"github.com/multinet/multinet/internal/ipam/pool"
 	"github.com/multinet/multinet/internal/keylock"
+	"github.com/multinet/multinet/internal/podinfo"
 )
 
 // Settings tune the manager; zero values take the defaults.
@@ -95,18 +96,24 @@ type Manager struct {
 	ctx       context.Context
 
 	mu      sync.Mutex
-	recs    map[string]*record   // by pool and address (recKey)
-	owners  map[string][]*record // in use, by interface (owner)
-	holds   map[string]*record   // held, by pool, pod and interface (holdKey)
-	blocks  map[string]*block    // blocks this node owns or holds records in, by name
-	pending map[string]bool      // recKeys being allocated
-	missing map[string]time.Time // pods seen gone by the reconciler, since
-	ahead   map[string]time.Time // pools claimed ahead for, or found full, until then no more
+	ledger  ledger                // the node's records and holds
+	unread  map[string]unreadable // addresses of record files that do not read, by pool label and address: never handed out
+	blocks  map[string]*block     // blocks this node owns or holds records in, by name
+	pending map[string]bool       // recKeys being allocated
+	missing map[string]time.Time  // pods seen gone by the reconciler, since
+	ahead   map[string]time.Time  // pools claimed ahead for, or found full, until then no more
+
+	// beforeReclaim, when set (tests), runs between the reconciler's (or GC's) look at the
+	// records and its release of r: where a concurrent DEL and ADD may change them.
+	beforeReclaim func(r *record)
 }
 
-func recKey(poolID string, a netip.Addr) string { return poolID + "|" + a.String() }
-
-func holdKey(poolID, pod, ifname string) string { return poolID + "|" + pod + "|" + ifname }
+// reclaiming calls the beforeReclaim hook.
+func (m *Manager) reclaiming(r *record) {
+	if m.beforeReclaim != nil {
+		m.beforeReclaim(r)
+	}
+}
 
 // New opens the node's records in dir. Call Start before serving.
 func New(node, dir string, set Settings, deps Deps) (*Manager, error) {
@@ -122,17 +129,18 @@ func New(node, dir string, set Settings, deps Deps) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{node: node, set: set, deps: deps, store: s, infReady: make(chan struct{}), kick: make(chan struct{}, 1),
-		ctx: context.Background(), recs: map[string]*record{}, owners: map[string][]*record{}, holds: map[string]*record{},
+		ctx: context.Background(), ledger: newLedger(), unread: map[string]unreadable{},
 		blocks: map[string]*block{}, pending: map[string]bool{}, missing: map[string]time.Time{},
 		ahead: map[string]time.Time{}}, nil
 }
 
 // Start reloads the node's records and runs the flusher and the reconciler until ctx ends.
-// The block informer starts with the first request, or now if there are records: a node
-// whose pods never use multinet-ipam never watches blocks.
+// The block informer starts now if the node has records or blocks (it answers share requests
+// and removes a crash's stray entries), else with the first request: a node whose pods never
+// use multinet-ipam never watches blocks.
 func (m *Manager) Start(ctx context.Context) {
 	m.ctx = ctx
-	recs, errs := m.store.all()
+	recs, bad, errs := m.store.all()
 	for _, err := range errs {
 		m.deps.Log.Error("ipam record not reloaded", "err", err)
 	}
@@ -140,43 +148,63 @@ func (m *Manager) Start(ctx context.Context) {
 	for _, r := range recs {
 		m.addRecord(r)
 	}
+	for _, u := range bad {
+		m.unread[u.key()] = u
+		m.deps.Log.Error("ipam record unreadable: its address stays reserved until the file is removed and multinetd restarts",
+			"file", u.path, "ip", u.addr, "err", u.err)
+	}
 	m.mu.Unlock()
 	if len(recs) > 0 {
 		m.deps.Log.Info("ipam records reloaded", "count", len(recs), "dir", m.store.dir)
+	}
+	if len(recs) > 0 || len(bad) > 0 {
 		m.startInformer()
+	} else {
+		go m.startIfBlocks(ctx)
 	}
 	go m.runFlusher(ctx)
 	go m.runReconciler(ctx)
 }
 
-// addRecord indexes r; the caller holds mu.
-func (m *Manager) addRecord(r *record) {
-	m.recs[recKey(r.Pool, r.Addr)] = r
-	if r.held() {
-		m.holds[holdKey(r.Pool, r.Pod, r.IfName)] = r
-	} else {
-		m.owners[r.owner()] = append(m.owners[r.owner()], r)
+// addRecord indexes r unless its address has a record; the caller holds mu.
+func (m *Manager) addRecord(r *record) bool {
+	if !m.ledger.add(r) {
+		return false
 	}
 	b := m.blockFor(r.Block, r.Pool, r.CIDR)
 	b.dirty = true
 	b.used++
+	return true
 }
 
-// dropRecord forgets r; the caller holds mu.
-func (m *Manager) dropRecord(r *record) {
-	delete(m.recs, recKey(r.Pool, r.Addr))
-	if h := holdKey(r.Pool, r.Pod, r.IfName); m.holds[h] == r {
-		delete(m.holds, h)
-	}
-	o := r.owner()
-	m.owners[o] = slices.DeleteFunc(m.owners[o], func(x *record) bool { return x == r })
-	if len(m.owners[o]) == 0 {
-		delete(m.owners, o)
+// dropRecord forgets r if it is still the record of its address; the caller holds mu.
+func (m *Manager) dropRecord(r *record) bool {
+	if !m.ledger.remove(r) {
+		return false
 	}
 	if b := m.blocks[r.Block]; b != nil {
 		b.dirty = true
 		b.used--
 	}
+	return true
+}
+
+// replaceRecord puts r in old's place if old is still the record of its address; the caller
+// holds mu.
+func (m *Manager) replaceRecord(old, r *record) bool {
+	if !m.ledger.replace(old, r) {
+		return false
+	}
+	if b := m.blocks[r.Block]; b != nil {
+		b.dirty = true
+	}
+	return true
+}
+
+// addrLock serialises the changes of the record of one address and of its file: whoever
+// holds it and finds the record it looked at still in the ledger may change both.
+func (m *Manager) addrLock(poolID string, a netip.Addr) (unlock func()) {
+	return m.locks.Lock("addr|" + recKey(poolID, a))
 }
 
 // Add allocates one address per range of the network (or returns those the interface has).
@@ -190,6 +218,12 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 	}
 	defer m.locks.Lock(owner(in.ContainerID, in.IfName))()
 	recs := m.current(in.ContainerID, in.IfName)
+	if len(recs) > 0 && !matches(req, recs) {
+		if err := m.replug(req, recs); err != nil {
+			return nil, fmt.Errorf("pod %s, network %q, interface %s: %w", req.pod, req.network, in.IfName, err)
+		}
+		recs = nil
+	}
 	if len(recs) == 0 {
 		if recs, err = m.allocate(ctx, req); err != nil {
 			return nil, fmt.Errorf("pod %s, network %q, interface %s: %w", req.pod, req.network, in.IfName, err)
@@ -201,7 +235,37 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 func (m *Manager) current(containerID, ifname string) []*record {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.owners[owner(containerID, ifname)])
+	return m.ledger.owned(containerID, ifname)
+}
+
+// matches reports whether the interface's records are the request's: its network, one in
+// each of its ranges.
+func matches(req *request, recs []*record) bool {
+	if len(recs) != len(req.conf.Ranges) {
+		return false
+	}
+	for _, r := range recs {
+		in := slices.ContainsFunc(req.conf.Ranges, func(x pool.Range) bool { return x.Pool == r.Pool && x.Contains(r.Addr) })
+		if r.Network != req.network || !in {
+			return false
+		}
+	}
+	return true
+}
+
+// replug releases, as its DEL would have, the records an interface name still has of another
+// network (or of another configuration of the network): the runtime plugs the name again,
+// and the old addresses are not the new attachment's.
+func (m *Manager) replug(req *request, recs []*record) error {
+	var errs []error
+	for _, r := range recs {
+		m.deps.Log.Info("ipam: interface plugged again on another network: its old address released",
+			"pod", r.Pod, "ifname", r.IfName, "containerID", r.ContainerID, "old network", r.Network, "ip", r.Addr,
+			"network", req.network)
+		_, err := m.release(r, true)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // allocate takes one address in each range; on a failure it gives back what it took.
@@ -209,14 +273,14 @@ func (m *Manager) allocate(ctx context.Context, req *request) (recs []*record, e
 	if err := m.waitInformer(ctx); err != nil {
 		return nil, err
 	}
-	var hold time.Duration
-	if m.isStatefulSetPod(ctx, req.pod) {
-		hold = req.conf.StickyHold
+	hold, err := m.holdFor(ctx, req)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
 			for _, r := range recs {
-				if rerr := m.release(r, false); rerr != nil {
+				if _, rerr := m.release(r, false); rerr != nil {
 					m.deps.Log.Error("address of a failed ADD not freed; the reconciler frees it once the pod is gone",
 						"pod", r.Pod, "ip", r.Addr, "err", rerr)
 				}
@@ -255,17 +319,25 @@ func (m *Manager) allocateIn(ctx context.Context, req *request, r pool.Range, ho
 	return m.takeAny(ctx, req, r, hold)
 }
 
-// isStatefulSetPod reports whether the pod's addresses are held after its DEL.
-func (m *Manager) isStatefulSetPod(ctx context.Context, p podRef) bool {
-	if m.deps.Pods == nil || p.Name == "" {
-		return false
+// holdFor is how long the pod's addresses are held after its DEL: sticky_hold for a
+// StatefulSet's pod, else 0. A pod that cannot be read fails the ADD (code 11): an address
+// handed out unheld would go to another pod at the StatefulSet pod's restart.
+func (m *Manager) holdFor(ctx context.Context, req *request) (time.Duration, error) {
+	p := req.pod
+	if m.deps.Pods == nil || p.Name == "" || req.conf.StickyHold <= 0 {
+		return 0, nil
 	}
 	pod, err := m.deps.Pods.Pod(ctx, p.Namespace, p.Name, p.UID)
-	if err != nil {
-		return false
+	switch {
+	case errors.Is(err, podinfo.ErrNotFound), errors.Is(err, podinfo.ErrStaleSandbox):
+		return 0, nil // no such pod (any more): nobody to hold the address for
+	case err != nil:
+		return 0, fmt.Errorf("is the pod a StatefulSet's (whose addresses are held after DEL)? %w: %w", err, errTryAgain)
 	}
-	ref := metav1.GetControllerOf(pod)
-	return ref != nil && ref.Kind == "StatefulSet"
+	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" {
+		return req.conf.StickyHold, nil
+	}
+	return 0, nil
 }
 
 // Del releases the interface's addresses: a StatefulSet pod's become holds, the others free.
@@ -278,34 +350,46 @@ func (m *Manager) Del(_ context.Context, in *cniapi.Request) error {
 	defer m.locks.Lock(owner(in.ContainerID, in.IfName))()
 	var errs []error
 	for _, r := range m.current(in.ContainerID, in.IfName) {
-		errs = append(errs, m.release(r, true))
+		_, err := m.release(r, true)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// release frees r, or, when hold is set, turns a StatefulSet pod's record into a hold.
-func (m *Manager) release(r *record, hold bool) error {
+// release frees r, or, when hold is set, turns a StatefulSet pod's record into a hold, and
+// reports whether it did. It acts only if r is still the record of its address: a release of
+// a record already released (a DEL again, or a reconciler that looked before a DEL and an ADD
+// that took the address again) does nothing.
+func (m *Manager) release(r *record, hold bool) (bool, error) {
+	defer m.addrLock(r.Pool, r.Addr)()
+	m.mu.Lock()
+	live := m.ledger.has(r)
+	m.mu.Unlock()
+	if !live {
+		return false, nil
+	}
+	// Under the address's lock nobody else changes its record: the file and the ledger
+	// change together.
 	if hold && r.Hold > 0 {
 		h := *r
 		h.ContainerID, h.HeldUntil = "", time.Now().Add(r.Hold).UTC()
 		if err := m.store.save(&h); err != nil {
-			return err
+			return false, err
 		}
 		m.mu.Lock()
-		m.dropRecord(r)
-		m.addRecord(&h)
+		m.replaceRecord(r, &h)
 		m.mu.Unlock()
 		m.deps.Log.Info("address held for the pod", "pod", r.Pod, "network", r.Network, "ip", r.Addr, "until", h.HeldUntil)
-		return nil
+		return true, nil
 	}
 	if err := m.store.remove(r); err != nil {
-		return err
+		return false, err
 	}
 	m.mu.Lock()
 	m.dropRecord(r)
 	m.mu.Unlock()
 	m.deps.Obs.IPAMReleased()
-	return nil
+	return true, nil
 }
 
 // Check fails when the interface has no address.
@@ -328,17 +412,17 @@ func (m *Manager) GC(_ context.Context, in *cniapi.Request) error {
 	}
 	m.mu.Lock()
 	var stale []*record
-	for o, rs := range m.owners {
-		for _, r := range rs {
-			if !valid[o] && r.Network == req.network {
-				stale = append(stale, r)
-			}
+	for _, r := range m.ledger.inUse() {
+		if !valid[r.owner()] && r.Network == req.network {
+			stale = append(stale, r)
 		}
 	}
 	m.mu.Unlock()
 	var errs []error
 	for _, r := range stale {
-		errs = append(errs, m.release(r, false))
+		m.reclaiming(r)
+		_, err := m.release(r, false)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -54,6 +54,15 @@ func TestManagersOnARealAPIServer(t *testing.T) {
 	t.Run("idle nodes reconcile without asking about nodes", w.testIdleReconcile)
 	t.Run("dual stack, Whereabouts keys", w.testDualStack)
 	t.Run("bad input: clear errors, nothing allocated", w.testBadInput)
+	t.Run("a reconciler's stale release leaves the address's new owner alone", w.testStaleReclaim)
+	t.Run("GC's stale release leaves the address's new owner alone", w.testStaleGC)
+	t.Run("a hold's expiry leaves it alone once its pod took it back", w.testStaleHoldExpiry)
+	t.Run("two holds of one pod and interface both expire", w.testTwoHolds)
+	t.Run("a node restarted without records still shares its block", w.testRestartWithoutRecords)
+	t.Run("an unreadable record keeps its address reserved", w.testUnreadableRecord)
+	t.Run("a re-plug on another network gets that network's address", w.testReplugOtherNetwork)
+	t.Run("the StatefulSet test failing fails the ADD with code 11", w.testStatefulSetLookupFails)
+	t.Run("records without a pod UID are reclaimed once their pod is gone", w.testNoUIDRecords)
 }
 
 type world struct {
@@ -384,8 +393,9 @@ func (w *world) testRequested(t *testing.T) {
 
 // pods is the manager's view of pods (its edge to podinfo).
 type pods struct {
-	mu sync.Mutex
-	m  map[string]*corev1.Pod // namespace/name
+	mu  sync.Mutex
+	m   map[string]*corev1.Pod // namespace/name
+	err error                  // every lookup fails with it (the API server is not reachable)
 }
 
 func (p *pods) Pod(_ context.Context, ns, name, uid string) (*corev1.Pod, error) {
@@ -393,6 +403,8 @@ func (p *pods) Pod(_ context.Context, ns, name, uid string) (*corev1.Pod, error)
 	defer p.mu.Unlock()
 	pod := p.m[ns+"/"+name]
 	switch {
+	case p.err != nil:
+		return nil, fmt.Errorf("get pod %s/%s: %w", ns, name, p.err)
 	case pod == nil:
 		return nil, fmt.Errorf("pod %s/%s: %w", ns, name, podinfo.ErrNotFound)
 	case uid != "" && string(pod.UID) != uid:
@@ -413,6 +425,15 @@ func (p *pods) set(ns, name, uid, controller string) {
 		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: controller, Name: "x", UID: "c", Controller: &yes}}
 	}
 	p.m[ns+"/"+name] = pod
+}
+
+func (p *pods) setPod(pod *corev1.Pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]*corev1.Pod{}
+	}
+	p.m[pod.Namespace+"/"+pod.Name] = pod
 }
 
 func (p *pods) drop(ns, name string) {

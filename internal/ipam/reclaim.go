@@ -50,42 +50,46 @@ func (m *Manager) takeBack() {
 
 func (m *Manager) expireHolds(now time.Time) {
 	m.mu.Lock()
-	var expired []*record
-	for _, r := range m.holds {
-		if now.After(r.HeldUntil) {
-			expired = append(expired, r)
-		}
-	}
+	expired := m.ledger.expired(now)
 	m.mu.Unlock()
 	for _, r := range expired {
-		if err := m.release(r, false); err != nil {
-			m.deps.Log.Warn("expired ipam hold not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
-			continue
+		m.reclaiming(r)
+		if freed, err := m.release(r, false); err != nil || !freed {
+			if err != nil {
+				m.deps.Log.Warn("expired ipam hold not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
+			}
+			continue // or taken back by its pod meanwhile
 		}
 		m.deps.Obs.IPAMReclaimed("hold")
 		m.deps.Log.Info("ipam hold expired: address freed", "pod", r.Pod, "network", r.Network, "ip", r.Addr)
 	}
 }
 
+// clockSkew is how far the node's clock and the API server's may differ: a pod created this
+// much later than a record is not the record's pod.
+const clockSkew = 5 * time.Minute
+
 // reclaimGonePods frees the addresses of pods that no longer exist (a DEL that never came).
+// Records are grouped by pod UID, or by sandbox when the runtime gave no UID.
 func (m *Manager) reclaimGonePods(ctx context.Context, now time.Time) {
 	if m.deps.Pods == nil {
 		return
 	}
 	m.mu.Lock()
 	byPod := map[string][]*record{}
-	for _, rs := range m.owners {
-		for _, r := range rs {
-			if r.Pod != "/" && r.Pod != "" {
-				byPod[r.Pod+"/"+r.UID] = append(byPod[r.Pod+"/"+r.UID], r)
-			}
+	for _, r := range m.ledger.inUse() {
+		if r.Pod == "/" || r.Pod == "" { // no pod to look up: the runtime's GC frees it
+			continue
 		}
+		key := r.Pod + "/" + r.UID
+		if r.UID == "" {
+			key = r.Pod + "|" + r.ContainerID
+		}
+		byPod[key] = append(byPod[key], r)
 	}
 	m.mu.Unlock()
 	for key, rs := range byPod {
-		ns, name, _ := strings.Cut(rs[0].Pod, "/")
-		_, err := m.deps.Pods.Pod(ctx, ns, name, rs[0].UID)
-		gone := errors.Is(err, podinfo.ErrNotFound) || errors.Is(err, podinfo.ErrStaleSandbox)
+		gone := m.podGone(ctx, rs)
 		m.mu.Lock()
 		since, seen := m.missing[key]
 		switch {
@@ -99,9 +103,12 @@ func (m *Manager) reclaimGonePods(ctx context.Context, now time.Time) {
 			continue
 		}
 		for _, r := range rs {
-			if err := m.release(r, false); err != nil {
-				m.deps.Log.Warn("address of a gone pod not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
-				continue
+			m.reclaiming(r)
+			if freed, err := m.release(r, false); err != nil || !freed {
+				if err != nil {
+					m.deps.Log.Warn("address of a gone pod not freed", "pod", r.Pod, "ip", r.Addr, "err", err)
+				}
+				continue // or released meanwhile
 			}
 			m.deps.Obs.IPAMReclaimed("pod")
 			m.deps.Log.Info("ipam address of a pod gone without DEL freed", "pod", r.Pod, "network", r.Network,
@@ -111,6 +118,29 @@ func (m *Manager) reclaimGonePods(ctx context.Context, now time.Time) {
 		delete(m.missing, key)
 		m.mu.Unlock()
 	}
+}
+
+// podGone reports whether the pod of the records (one pod's, or one sandbox's) is gone: no pod
+// of the name, or one with another UID. Without a UID, the pod of the name is another one when
+// it is not bound to this node (a pod never leaves its node), or was created more than
+// clockSkew after the records. An error of the lookup is not gone.
+func (m *Manager) podGone(ctx context.Context, rs []*record) bool {
+	r := rs[0]
+	ns, name, _ := strings.Cut(r.Pod, "/")
+	pod, err := m.deps.Pods.Pod(ctx, ns, name, r.UID)
+	switch {
+	case errors.Is(err, podinfo.ErrNotFound) || errors.Is(err, podinfo.ErrStaleSandbox):
+		return true
+	case err != nil || r.UID != "":
+		return false
+	}
+	newest := r.Created
+	for _, x := range rs {
+		if x.Created.After(newest) {
+			newest = x.Created
+		}
+	}
+	return pod.Spec.NodeName != m.node || pod.CreationTimestamp.After(newest.Add(clockSkew))
 }
 
 // reclaimDeadNodes frees the entries of nodes whose Node object is gone and that have no pod

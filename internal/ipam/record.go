@@ -82,34 +82,68 @@ func (s store) remove(r *record) error {
 	return nil
 }
 
-// all reads every record; unreadable files are reported and left in place.
-func (s store) all() ([]*record, []error) {
+// unreadable is a record file that does not read: its address, known from the file's name,
+// stays reserved (this node may have given it to a pod), and the file stays.
+type unreadable struct {
+	path  string
+	label string // pool.PoolLabel of the record's pool
+	addr  netip.Addr
+	err   error
+}
+
+func (u unreadable) key() string { return u.label + "|" + u.addr.String() }
+
+// all reads every record. Files that do not read are left in place: those whose name gives a
+// pool and an address come back as unreadable, the others as errors.
+func (s store) all() ([]*record, []unreadable, []error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, []error{fmt.Errorf("ipam record dir %s: %w", s.dir, err)}
+		return nil, nil, []error{fmt.Errorf("ipam record dir %s: %w", s.dir, err)}
 	}
 	var out []*record
+	var bad []unreadable
 	var errs []error
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		p := filepath.Join(s.dir, e.Name())
-		data, err := os.ReadFile(p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read ipam record %s: %w", p, err))
+		r, err := readRecord(p)
+		if err == nil {
+			out = append(out, r)
 			continue
 		}
-		var r record
-		if err := json.Unmarshal(data, &r); err != nil {
-			errs = append(errs, fmt.Errorf("ipam record %s does not parse: %w", p, err))
+		label, addr, ok := nameOf(e.Name())
+		if !ok {
+			errs = append(errs, fmt.Errorf("%w (and its file name names no address)", err))
 			continue
 		}
-		if !r.Addr.IsValid() || r.Pool == "" {
-			errs = append(errs, fmt.Errorf("ipam record %s has no address or pool", p))
-			continue
-		}
-		out = append(out, &r)
+		bad = append(bad, unreadable{path: p, label: label, addr: addr, err: err})
 	}
-	return out, errs
+	return out, bad, errs
+}
+
+func readRecord(p string) (*record, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read ipam record %s: %w", p, err)
+	}
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("ipam record %s does not parse: %w", p, err)
+	}
+	if !r.Addr.IsValid() || r.Pool == "" {
+		return nil, fmt.Errorf("ipam record %s has no address or pool", p)
+	}
+	return &r, nil
+}
+
+// nameOf reads the pool label and the address of a record file's name (store.path).
+func nameOf(name string) (label string, a netip.Addr, ok bool) {
+	label, rest, ok := strings.Cut(strings.TrimSuffix(name, ".json"), "_")
+	if !ok || label == "" {
+		return "", netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(strings.ReplaceAll(rest, "-", ":"))
+	return label, a, err == nil
 }
