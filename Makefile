@@ -38,7 +38,8 @@ fuzz:
 	@for t in FuzzSelection:./internal/selection FuzzNADConfig:./internal/netconf \
 	          FuzzParseSeed:./internal/routes FuzzParseNetConf:./internal/routes FuzzPlanSubnetGroups:./internal/routes \
 	          FuzzInterpret:./internal/dhcp FuzzScanner:./internal/cniapi/wire \
-	          FuzzParse:./internal/ipam/pool FuzzBlockName:./internal/ipam/pool; do \
+	          FuzzParse:./internal/ipam/pool FuzzBlockName:./internal/ipam/pool \
+	          FuzzSalvage:./internal/checkpoint; do \
 	  echo "[fuzz] $${t%%:*} for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
 	done
