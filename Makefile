@@ -60,7 +60,7 @@ bench: tools
 ## demo: a real node (kubelet + containerd), multinet installed from deploy/, three pods of a
 ## Deployment with two secondary networks, their interfaces, network-status and pings.
 demo: deps
-	@hack/tools.sh kube >/dev/null && hack/tools.sh cni >/dev/null
+	@hack/tools.sh kube >/dev/null && hack/tools.sh cni >/dev/null && hack/tools.sh containerd >/dev/null
 	@set -o pipefail; $(GO) test -count=1 -v -run '^TestRealNodeDemo$$' -timeout 20m ./test/e2e/ | \
 	  sed -u -e '/^=== \(RUN\|NAME\|PAUSE\|CONT\)/d' -e '/^--- PASS/d' -e '/^PASS$$/d' -e '/^ok /d'
 
