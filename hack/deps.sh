@@ -5,9 +5,8 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
-# The real node of the e2e tests and the demo (internal/testbed's Cluster): the container
-# runtime, and the static busybox its test image is made of.
-command -v containerd >/dev/null || need+=(containerd)
+# The real node of the e2e tests and the demo (internal/testbed's Cluster): runc under
+# containerd (which hack/tools.sh builds), and the static busybox its test image is made of.
 command -v runc >/dev/null || need+=(runc)
 dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the pinned test-bed tools (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kubectl, the reference CNI plugins, golangci-lint) from the Go modules under hack/tools and caches them outside the clone, in
+# kube-scheduler, kubelet, kubectl, the reference CNI plugins, containerd, golangci-lint) from the Go modules under hack/tools and caches them outside the clone, in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/multinet/<key>/, keyed on the pins and the Go version, so
 # a fresh clone reuses them. Builds hold ~/.cache/multinet/tools.lock (the lock
 # internal/testbed takes too), so concurrent callers build each tool once. Prints the cache
 # directory on its last line.
 #   hack/tools.sh            build what is missing
-#   hack/tools.sh kube|cni|lint   only that group
+#   hack/tools.sh kube|cni|containerd|lint   only that group
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/multinet
@@ -25,6 +25,7 @@ build_group() { # $1 group; then name=package pairs
   local group=$1; shift
   local dir=$cache_root/$group-$(key_of "$group")
   mkdir -p "$dir"
+  local tags=""
   local ldflags=""
   if [ "$group" = kube ]; then
     # The version the binaries report (else v0.0.0-master): the pinned k8s.io/kubernetes.
@@ -36,6 +37,13 @@ build_group() { # $1 group; then name=package pairs
     done
     ldflags="-s -w$ld"
     kubelet_ldflags="$ldflags -X k8s.io/kubernetes/pkg/kubelet.ContainerLogsDir=$testbed_root/container-logs"
+  elif [ "$group" = containerd ]; then
+    # As containerd's Makefile builds it, without cgo: the version it reports (else
+    # "2.x+unknown"), and no btrfs, devmapper or zfs snapshotter (the test bed uses "native").
+    local v; v=$(cd "$here/tools/containerd" && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+    ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$v"
+    ldflags+=" -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd"
+    tags=urfave_cli_no_docs,no_btrfs,no_devmapper,no_zfs
   else
     ldflags="-s -w"
   fi
@@ -47,7 +55,7 @@ build_group() { # $1 group; then name=package pairs
     log "building $name from $pkg (cached in $dir)"
     case $name in kube-apiserver) log "kube-apiserver takes about 4-5 minutes cold on 2 cores";; esac
     local start=$SECONDS
-    (cd "$here/tools/$group" && go build -trimpath -ldflags "$ld" -o "$dir/$name.tmp" "$pkg")
+    (cd "$here/tools/$group" && go build -trimpath -tags "$tags" -ldflags "$ld" -o "$dir/$name.tmp" "$pkg")
     mv "$dir/$name.tmp" "$dir/$name"
     log "built $name in $((SECONDS - start))s"
   done
@@ -72,7 +80,10 @@ case $want in
       host-local=github.com/containernetworking/plugins/plugins/ipam/host-local \
       static=github.com/containernetworking/plugins/plugins/ipam/static \
       tuning=github.com/containernetworking/plugins/plugins/meta/tuning ;;&
+  containerd|all) build_group containerd containerd=github.com/containerd/containerd/v2/cmd/containerd \
+      containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+      ctr=github.com/containerd/containerd/v2/cmd/ctr ;;&
   lint|all) build_group lint golangci-lint=github.com/golangci/golangci-lint/v2/cmd/golangci-lint ;;&
-  kube|cni|lint|all) ;;
-  *) echo "usage: $0 [kube|cni|lint|all]" >&2; exit 2 ;;
+  kube|cni|containerd|lint|all) ;;
+  *) echo "usage: $0 [kube|cni|containerd|lint|all]" >&2; exit 2 ;;
 esac

@@ -62,6 +62,8 @@ type Cluster struct {
 
 	dir          string // ClusterRoot
 	tools        string
+	runtime      string // containerd, its runc shim and ctr (hack/tools.sh containerd)
+	runc         string // the host's runc, which containerd's shim runs
 	host         *hostState
 	kubeletPKI   *kubeletPKI
 	kubeletCfg   string
@@ -87,7 +89,7 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatalf("testbed: %v", err)
 	}
 	t.Cleanup(unlock)
-	c := &Cluster{NodeName: ClusterNodeName, dir: ClusterRoot, tools: Tools(t, "kube")}
+	c := &Cluster{NodeName: ClusterNodeName, dir: ClusterRoot, tools: Tools(t, "kube"), runtime: Tools(t, "containerd")}
 	if c.logDir, err = os.MkdirTemp("", "multinet-cluster-"); err != nil {
 		t.Fatalf("testbed: %v", err)
 	}

@@ -28,10 +28,12 @@ var hostSysctls = []string{
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes", "net/ipv4/ip_forward",
 }
 
-// hostFixedPaths are the host paths that containerd 1.6, the kubelet and multinetd's
-// DaemonSet write whatever their configuration; teardown removes those that were absent.
+// hostFixedPaths are the host paths that the node's CNI plugins (libcni's result cache and
+// host-local's leases under /var/lib/cni, which containerd gives no setting for), the kubelet
+// and multinetd's DaemonSet write whatever their configuration; teardown removes those that
+// were absent. containerd itself writes nothing outside ClusterRoot (containerdConfig).
 var hostFixedPaths = []string{
-	"/run/containerd", "/var/lib/cni", "/var/lib/kubelet", "/run/multinet", "/var/lib/multinet",
+	"/var/lib/cni", "/var/lib/kubelet", "/run/multinet", "/var/lib/multinet",
 	"/run/netns", "/run/xtables.lock", "/var/log/containers", "/var/log/pods", "/etc/cni",
 	"/opt/cni",
 }

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,47 +14,73 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// containerdConfig is containerd's config (version 2): its own root, state and sockets; the
-// CRI plugin with the node's CNI dirs, the native snapshotter, runc with cgroupfs, and the
-// settings this kind of machine needs (shared/REAL-NODE.md): restrict_oom_score_adj (no
-// CAP_SYS_RESOURCE), no AppArmor, netns files under the state dir.
-const containerdConfig = `version = 2
+// containerdConfig is containerd 2.4's config (version 4): its own root, state, sockets,
+// shim socket dir and runc state dir, so that nothing goes under /run/containerd; NRI off
+// (else it listens on /var/run/nri/nri.sock); images unpacked for the native snapshotter by
+// the transfer service too (ctr images import goes through it); the CRI plugins with the node's CNI dirs, the
+// native snapshotter, runc with cgroupfs, and the settings this kind of machine needs
+// (shared/REAL-NODE.md): restrict_oom_score_adj (no CAP_SYS_RESOURCE), no AppArmor, netns
+// files under the state dir. The shim is named by path: containerd would take the first
+// containerd-shim-runc-v2 on PATH (Debian's containerd package installs a 1.6 one).
+const containerdConfig = `version = 4
 root = "{{root}}/containerd/root"
 state = "{{root}}/containerd/state"
-
-[grpc]
-  address = "{{root}}/containerd/containerd.sock"
-
-[ttrpc]
-  address = "{{root}}/containerd/containerd.sock.ttrpc"
+imports = []
 
 [debug]
   level = "info"
 
+[plugins."io.containerd.server.v1.grpc"]
+  address = "{{root}}/containerd/containerd.sock"
+
+[plugins."io.containerd.server.v1.ttrpc"]
+  address = "{{root}}/containerd/containerd.sock.ttrpc"
+
 [plugins."io.containerd.internal.v1.opt"]
   path = "{{root}}/containerd/opt"
 
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{{pause}}"
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = "{{root}}/containerd/s"
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+[plugins."io.containerd.transfer.v1.local"]
+  [[plugins."io.containerd.transfer.v1.local".unpack_config]]
+    platform = "{{platform}}"
+    snapshotter = "native"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "native"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{{pause}}"
+
+[plugins."io.containerd.cri.v1.runtime"]
   disable_apparmor = true
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      runtime_path = "{{shim}}"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "{{runc}}"
+        Root = "{{root}}/containerd/state/runc"
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{{bindir}}"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{{bindir}}"]
     conf_dir = "{{confdir}}"
     max_conf_num = 1
 `
@@ -108,22 +135,27 @@ func expand(tmpl string, vars map[string]string) string {
 	return tmpl
 }
 
-// startContainerd writes the config and starts containerd, waiting for its socket.
+// startContainerd writes the config and starts containerd (hack/tools.sh's build), waiting
+// for its socket. runc is the host's (hack/deps.sh).
 func (c *Cluster) startContainerd() error {
+	var err error
+	if c.runc, err = exec.LookPath("runc"); err != nil {
+		return fmt.Errorf("runc (hack/deps.sh installs it): %w", err)
+	}
 	c.Socket = filepath.Join(c.dir, "containerd", "containerd.sock")
 	cfg := filepath.Join(c.dir, "containerd.toml")
 	data := expand(containerdConfig, map[string]string{"root": c.dir, "pause": PauseImage,
+		"shim": filepath.Join(c.runtime, "containerd-shim-runc-v2"), "runc": c.runc, "platform": runtime.GOOS + "/" + runtime.GOARCH,
 		"bindir": ClusterCNIBinDir, "confdir": ClusterCNIConfDir})
 	if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
 		return err
 	}
-	var err error
-	c.containerd, err = startProcess("containerd", "containerd", c.ContainerdLog(), "--config", cfg)
+	c.containerd, err = startProcess("containerd", filepath.Join(c.runtime, "containerd"), c.ContainerdLog(), "--config", cfg)
 	if err != nil {
 		return err
 	}
 	return waitReady(c.containerd, startTimeout, func() error {
-		return exec.Command("ctr", "-a", c.Socket, "version").Run()
+		return exec.Command(filepath.Join(c.runtime, "ctr"), "-a", c.Socket, "version").Run()
 	})
 }
 
@@ -146,11 +178,16 @@ func (c *Cluster) StartContainerd(t testing.TB) {
 	}
 }
 
-// Ctr runs ctr in the k8s.io namespace against the node's containerd.
+// Ctr runs ctr in the k8s.io namespace against the node's containerd and returns its
+// standard output; its standard error (where containerd 2 warns that cgroup v1 is
+// deprecated, at every call on this machine) goes into the error only.
 func (c *Cluster) Ctr(ctx context.Context, args ...string) ([]byte, error) {
-	out, err := exec.CommandContext(ctx, "ctr", append([]string{"-a", c.Socket, "-n", "k8s.io"}, args...)...).CombinedOutput()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(c.runtime, "ctr"), append([]string{"-a", c.Socket, "-n", "k8s.io"}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return out, fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, out)
+		return out, fmt.Errorf("ctr %s: %w: %s%s", strings.Join(args, " "), err, out, stderr.Bytes())
 	}
 	return out, nil
 }
@@ -159,6 +196,28 @@ func (c *Cluster) Ctr(ctx context.Context, args ...string) ([]byte, error) {
 func (c *Cluster) ImportImage(ctx context.Context, tarball string) error {
 	_, err := c.Ctr(ctx, "images", "import", "--snapshotter", "native", tarball)
 	return err
+}
+
+// RuncVersion is the version of the runc the node's containerd runs ("1.1.5+ds1").
+func (c *Cluster) RuncVersion(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command(c.runc, "--version").Output()
+	if err != nil {
+		t.Fatalf("testbed: %s --version: %v", c.runc, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimPrefix(first, "runc version ")
+}
+
+// NodeInfo is what the node reports about itself, the kubelet's and the container
+// runtime's versions among it.
+func (c *Cluster) NodeInfo(t testing.TB) corev1.NodeSystemInfo {
+	t.Helper()
+	node, err := c.Client.CoreV1().Nodes().Get(t.Context(), c.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("testbed: node %s: %v", c.NodeName, err)
+	}
+	return node.Status.NodeInfo
 }
 
 // startKubelet writes the kubelet's kubeconfig and config, binds its user to system:node

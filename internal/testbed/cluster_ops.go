@@ -79,7 +79,7 @@ func (c *Cluster) SimulateReboot(t testing.TB) {
 	c.StopContainerd()
 	killShims(c.dir)
 	unmountUnder(c.dir)
-	for _, p := range []string{filepath.Join(c.dir, "containerd", "state"), "/run/containerd/s", "/run/multinet/multinet.sock"} {
+	for _, p := range []string{filepath.Join(c.dir, "containerd", "state"), filepath.Join(c.dir, "containerd", "s"), "/run/multinet/multinet.sock"} {
 		if err := os.RemoveAll(p); err != nil {
 			t.Fatalf("testbed: %v", err)
 		}

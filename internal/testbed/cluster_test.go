@@ -13,7 +13,11 @@ import (
 // TestClusterRunsPodAndLeavesHostAsItWas starts the real one-node cluster, runs a busybox
 // pod on the cluster network only (eth0 in the cluster subnet, no route out), deletes it (CNI
 // DEL frees its address and link), and after teardown finds the host as it was: sysctls,
-// mounts, the bridge, ClusterRoot and the fixed paths.
+// mounts, the bridge, ClusterRoot and the fixed paths. While the pod runs, the node's
+// runtime is containerd 2 (hack/tools.sh's, not the host's) and has written nothing under
+// /run/containerd or /run/nri: containerd 2 puts its shim sockets, runc's state and NRI's
+// socket there unless told otherwise (containerd 1.6 had no setting for the shim sockets'
+// directory, nor had 2.x before 2.3: the shim manager's socket_dir).
 func TestClusterRunsPodAndLeavesHostAsItWas(t *testing.T) {
 	testbed.RequireRoot(t)
 	before := hostSnapshot(t)
@@ -23,6 +27,16 @@ func TestClusterRunsPodAndLeavesHostAsItWas(t *testing.T) {
 		c.CreatePodObject(t, testbed.BusyboxPod("default", "bb", nil))
 		pod := c.WaitPodRunning(t, "default", "bb", 2*time.Minute)
 		t.Logf("pod Running in %s, IP %s", time.Since(start).Round(time.Millisecond), pod.Status.PodIP)
+		info := c.NodeInfo(t)
+		t.Logf("node: kubelet %s, %s", info.KubeletVersion, info.ContainerRuntimeVersion)
+		if !strings.HasPrefix(info.ContainerRuntimeVersion, "containerd://2.") {
+			t.Errorf("node's container runtime is %q, want containerd://2.*", info.ContainerRuntimeVersion)
+		}
+		for _, p := range []string{"/run/containerd", "/run/nri"} {
+			if _, err := os.Lstat(p); err == nil && before["path "+p] == "" {
+				t.Errorf("the node's containerd made %s", p)
+			}
+		}
 		if !strings.HasPrefix(pod.Status.PodIP, "10.244.0.") {
 			t.Errorf("pod IP %q not in the cluster subnet %s", pod.Status.PodIP, testbed.ClusterSubnet)
 		}
@@ -84,7 +98,8 @@ func hostSnapshot(t *testing.T) map[string]string {
 		s["link "+l] = "present"
 	}
 	for _, p := range []string{testbed.ClusterRoot, "/run/containerd", "/var/lib/cni", "/var/lib/kubelet",
-		"/run/multinet", "/var/lib/multinet", "/run/netns", "/run/xtables.lock", "/var/log/containers", "/var/log/pods"} {
+		"/run/multinet", "/var/lib/multinet", "/run/netns", "/run/xtables.lock", "/var/log/containers", "/var/log/pods",
+		"/run/nri"} {
 		if _, err := os.Lstat(p); err == nil {
 			s["path "+p] = "present"
 		}

@@ -30,6 +30,8 @@ func TestRealNodeDemo(t *testing.T) {
 
 	say("1/8 Starting a real node: etcd, kube-apiserver (RBAC), controller-manager, scheduler, containerd, kubelet")
 	c := testbed.StartCluster(t)
+	info := c.NodeInfo(t)
+	fmt.Printf("kubelet %s, container runtime %s, runc %s\n", info.KubeletVersion, info.ContainerRuntimeVersion, c.RuncVersion(t))
 	show(c.RunKubectl(t, "get", "nodes", "-o", "wide"))
 
 	say("2/8 Installing multinet: kubectl apply -k (deploy/ + the test bed overlay)")
