@@ -28,9 +28,12 @@ build_group() { # $1 group; then name=package pairs
   local tags=""
   local ldflags=""
   if [ "$group" = kube ]; then
-    local v=v1.32.4 ld=""
+    # The version the binaries report (else v0.0.0-master): the pinned k8s.io/kubernetes.
+    local v ld="" minor
+    v=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$here/tools/kube/go.mod")
+    minor=${v#v1.}; minor=${minor%%.*}
     for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=32 -X $p.gitTreeState=clean"
+      ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     done
     ldflags="-s -w$ld"
     kubelet_ldflags="$ldflags -X k8s.io/kubernetes/pkg/kubelet.ContainerLogsDir=$testbed_root/container-logs"

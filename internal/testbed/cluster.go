@@ -196,7 +196,9 @@ func (c *Cluster) startControllerManager() error {
 		"--service-account-private-key-file="+c.pki.saKeyFile,
 		"--root-ca-file="+c.CAFile,
 		"--use-service-account-credentials=false",
-		"--controllers=*,-nodeipam,-service-lb-controller,-route,-cloud-node-lifecycle",
+		// No node CIDRs. (1.32 needed -service-lb-controller,-route,-cloud-node-lifecycle too;
+		// 1.37 has no cloud controllers and exits on names it does not know.)
+		"--controllers=*,-nodeipam",
 		"-v=1")
 	return err
 }
@@ -236,9 +238,13 @@ func (c *Cluster) waitNodeReady(ctx context.Context) error {
 }
 
 // waitServiceAccount waits until the controller-manager created the ServiceAccount in the
-// namespace (the ServiceAccount admission plugin refuses pods until then).
+// namespace (the ServiceAccount admission plugin refuses pods until then), failing at once,
+// with its log, if the controller-manager exited (e.g. on a flag its version refuses).
 func (c *Cluster) waitServiceAccount(ctx context.Context, namespace string) error {
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if c.controller != nil && c.controller.exited() {
+			return false, fmt.Errorf("kube-controller-manager exited\n%s", c.controller.logTail(10))
+		}
 		_, err := c.Client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})

@@ -87,7 +87,11 @@ imports = []
 
 // kubeletConfig is the KubeletConfiguration: cgroupfs without QoS cgroups (cgroup v1, no
 // systemd), no iptables chains, its files under ClusterRoot, webhook authn/z for the API
-// server's exec and logs (client certificate of kubeletPKI).
+// server's exec and logs (client certificate of kubeletPKI). failCgroupV1: false lets the
+// kubelet start on a cgroup v1 host (these machines boot cgroup v1): it defaults to true
+// since the kubelet deprecated cgroup v1 (false in 1.32, true in the pinned 1.37, which then
+// exits with "kubelet is configured to not run on a host using cgroup v1"); 1.37 needs no
+// further gate or flag for cgroup v1 and only logs a deprecation warning.
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
