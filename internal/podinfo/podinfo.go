@@ -63,21 +63,21 @@ func New(client PodAPI, nads nadclient.NetworkAttachmentDefinitionsGetter, node 
 	s := &Source{client: client, nads: nads}
 	onNode := fields.OneTermEqualSelector("spec.nodeName", node).String()
 	s.PodInformer = newInformer(&corev1.Pod{}, trimPod, s.failed, &cache.ListWatch{
-		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = onNode
-			return client.ListPods(context.Background(), metav1.NamespaceAll, o)
+			return client.ListPods(ctx, metav1.NamespaceAll, o)
 		},
-		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = onNode
-			return client.WatchPods(context.Background(), metav1.NamespaceAll, o)
+			return client.WatchPods(ctx, metav1.NamespaceAll, o)
 		},
 	})
 	s.nadInf = newInformer(&nadv1.NetworkAttachmentDefinition{}, trimNAD, s.failed, &cache.ListWatch{
-		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
-			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).List(context.Background(), o)
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).List(ctx, o)
 		},
-		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
-			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).Watch(context.Background(), o)
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).Watch(ctx, o)
 		},
 	})
 	s.pods = corelisters.NewPodLister(s.PodInformer.GetIndexer())
@@ -91,11 +91,11 @@ const resyncCheck = time.Hour
 
 // newInformer is a namespace-indexed informer; handlers added without a period of their own
 // get a resync every resyncCheck.
-func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.WatchErrorHandler, lw *cache.ListWatch) cache.SharedIndexInformer {
+func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.WatchErrorHandlerWithContext, lw *cache.ListWatch) cache.SharedIndexInformer {
 	inf := cache.NewSharedIndexInformer(lw, obj, resyncCheck, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	// Neither call fails on an informer that has not started.
 	_ = inf.SetTransform(trim)
-	_ = inf.SetWatchErrorHandler(failed)
+	_ = inf.SetWatchErrorHandlerWithContext(failed)
 	return inf
 }
 
@@ -133,17 +133,17 @@ func trimMeta(m *metav1.ObjectMeta) {
 
 // failed records the caches' failure to list or watch (for Synced's error) and logs it as
 // client-go does.
-func (s *Source) failed(r *cache.Reflector, err error) {
+func (s *Source) failed(ctx context.Context, r *cache.Reflector, err error) {
 	s.mu.Lock()
 	s.listErr = err
 	s.mu.Unlock()
-	cache.DefaultWatchErrorHandler(r, err)
+	cache.DefaultWatchErrorHandler(ctx, r, err)
 }
 
 // Start runs the informers until ctx ends; it does not wait for them to fill.
 func (s *Source) Start(ctx context.Context) {
-	go s.PodInformer.Run(ctx.Done())
-	go s.nadInf.Run(ctx.Done())
+	go s.PodInformer.RunWithContext(ctx)
+	go s.nadInf.RunWithContext(ctx)
 }
 
 // WaitForSync waits until the caches are filled or ctx ends, and reports whether they are.
