@@ -74,7 +74,7 @@ func TestCachesHoldTrimmedObjects(t *testing.T) {
 	if _, err := nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions("ns").Create(ctx, nad, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(coreapitest.Clientset{Interface: fake.NewClientset(pod)}, nads.K8sCniCncfIoV1(), "node-a")
+	s := New(coreapitest.Clientset{Interface: fake.NewClientset(pod)}, fakeNADs{nads.K8sCniCncfIoV1()}, "node-a")
 	s.Start(ctx)
 	if !s.WaitForSync(ctx) || s.Synced() != nil {
 		t.Fatalf("caches did not sync: %v", s.Synced())
@@ -97,3 +97,9 @@ func TestCachesHoldTrimmedObjects(t *testing.T) {
 		t.Errorf("cached NAD = %+v, want its config without managed fields and kubectl's copy", gotNAD)
 	}
 }
+
+// fakeNADs is the NAD fake's client. Generated before client-go v0.35, it does not say what
+// every client-go fake says: it cannot stream a watch-list, so an informer over it must list.
+type fakeNADs struct{ nadclient.NetworkAttachmentDefinitionsGetter }
+
+func (fakeNADs) IsWatchListSemanticsUnSupported() bool { return true }
