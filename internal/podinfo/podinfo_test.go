@@ -100,6 +100,8 @@ func TestCachesHoldTrimmedObjects(t *testing.T) {
 
 // fakeNADs is the NAD fake's client. Generated before client-go v0.35, it does not say what
 // every client-go fake says: it cannot stream a watch-list, so an informer over it must list.
-type fakeNADs struct{ nadclient.NetworkAttachmentDefinitionsGetter }
+type fakeNADs struct {
+	nadclient.NetworkAttachmentDefinitionsGetter
+}
 
 func (fakeNADs) IsWatchListSemanticsUnSupported() bool { return true }
