@@ -65,6 +65,11 @@ func (w *world) testIdleReconcile(t *testing.T) {
 		})
 	}
 	before := cnt.snapshot()
+	// client-go v0.35+ fills an informer from a watch-list stream where the API server has
+	// one (WatchList on by default in 1.32 and from 1.34): one WATCH, no LIST of the Nodes.
+	if before["list nodes"] != 0 || before["watch nodes"] < len(kns) {
+		t.Errorf("the Node informers' requests to start: %v; want a watch-list stream each, no list", before)
+	}
 	for range 3 {
 		for _, m := range ms {
 			m.Reconcile(testbed.Ctx(t), time.Now())
