@@ -20,7 +20,7 @@ func (m *Manager) startInformer() {
 			UpdateFunc: func(_, obj any) { m.seen(obj) },
 			DeleteFunc: m.gone,
 		})
-		go m.inf.Run(m.ctx.Done())
+		go m.inf.RunWithContext(m.ctx)
 		start := time.Now()
 		go func() {
 			// Polled finely: the first ADD of the node waits for this (client-go's

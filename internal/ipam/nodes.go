@@ -64,13 +64,15 @@ type podsLeft struct {
 func NewKubeNodes(ctx context.Context, meta metadata.Interface, pods PodLister) *KubeNodes {
 	nodes := meta.Resource(corev1.SchemeGroupVersion.WithResource("nodes"))
 	lw := &cache.ListWatch{
-		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			ctx, cancel := context.WithTimeout(ctx, nodesListTimeout)
 			defer cancel()
 			return nodes.List(ctx, opts)
 		},
 		// The reflector ends the watch with Stop, and bounds it with opts.TimeoutSeconds.
-		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) { return nodes.Watch(ctx, opts) },
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return nodes.Watch(ctx, opts)
+		},
 	}
 	return newKubeNodes(ctx, lw, pods)
 }
@@ -91,7 +93,7 @@ func (k *KubeNodes) informer() cache.SharedIndexInformer {
 			}
 			return obj, nil
 		})
-		go k.inf.Run(k.ctx.Done())
+		go k.inf.RunWithContext(k.ctx)
 	})
 	return k.inf
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -64,6 +65,11 @@ func (w *world) testIdleReconcile(t *testing.T) {
 		})
 	}
 	before := cnt.snapshot()
+	// client-go v0.35+ fills an informer from a watch-list stream where the API server has
+	// one (WatchList on by default in 1.32 and from 1.34): one WATCH, no LIST of the Nodes.
+	if before["list nodes"] != 0 || before["watch nodes"] < len(kns) {
+		t.Errorf("the Node informers' requests to start: %v; want a watch-list stream each, no list", before)
+	}
 	for range 3 {
 		for _, m := range ms {
 			m.Reconcile(testbed.Ctx(t), time.Now())
@@ -92,38 +98,80 @@ func blocksOf(m *Manager, pool string) []*blocks.IPBlock {
 
 // TestNodeUnknownUntilListed: until the Node informer has listed the Nodes, no node exists
 // and none is missing: NodeExists answers an error, and the reconciler takes no node for
-// dead.
+// dead. Both ways an informer fills its cache are run: a watch-list stream (client-go asks
+// for one first since v0.35) and, where the server refuses the stream, a list.
 func TestNodeUnknownUntilListed(t *testing.T) {
-	release := make(chan struct{})
-	lw := &cache.ListWatch{
-		ListFunc: func(metav1.ListOptions) (runtime.Object, error) {
-			<-release
+	for _, streams := range []bool{true, false} {
+		t.Run(fmt.Sprintf("streams=%v", streams), func(t *testing.T) {
+			release := make(chan struct{})
+			fake := &fakeNodes{release: release, streams: streams}
+			pods := &podCount{}
+			k := newKubeNodes(t.Context(), fake.listWatch(), pods)
+			m := &Manager{node: "a", deps: Deps{Nodes: k}}
+			if ok, err := k.NodeExists(t.Context(), "b"); err == nil {
+				t.Errorf("before the Nodes are listed, NodeExists(b) = %v, nil; want an error", ok)
+			}
+			if m.nodeDead(t.Context(), "b") {
+				t.Error("before the Nodes are listed, node b is dead")
+			}
+			close(release)
+			eventually(t, "the Nodes listed", k.inf.HasSynced)
+			for name, want := range map[string]bool{"a": true, "b": false} {
+				if ok, err := k.NodeExists(t.Context(), name); err != nil || ok != want {
+					t.Errorf("NodeExists(%s) = %v, %v; want %v", name, ok, err, want)
+				}
+			}
+			if !m.nodeDead(t.Context(), "b") || m.nodeDead(t.Context(), "a") {
+				t.Error("once listed, b (no Node, no pods) is not dead or a (a Node) is")
+			}
+			if n := pods.calls.Load(); n != 1 {
+				t.Errorf("pods listed %d times, want once (for b once listed)", n)
+			}
+			if got, want := fake.lists.Load(), map[bool]int32{true: 0, false: 1}[streams]; got != want {
+				t.Errorf("the informer listed the Nodes %d times, want %d", got, want)
+			}
+		})
+	}
+}
+
+// fakeNodes serves one Node, "a", once release is closed: as a list, or as a watch-list
+// stream when streams is set. Without it a stream is refused, as a server without the
+// WatchList feature refuses it.
+type fakeNodes struct {
+	release <-chan struct{}
+	streams bool
+	lists   atomic.Int32
+}
+
+func (f *fakeNodes) listWatch() *cache.ListWatch {
+	a := metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "a", ResourceVersion: "1"}}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			f.lists.Add(1)
+			<-f.release
 			return &metav1.PartialObjectMetadataList{ListMeta: metav1.ListMeta{ResourceVersion: "1"},
-				Items: []metav1.PartialObjectMetadata{{ObjectMeta: metav1.ObjectMeta{Name: "a", ResourceVersion: "1"}}}}, nil
+				Items: []metav1.PartialObjectMetadata{a}}, nil
 		},
-		WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
-	}
-	pods := &podCount{}
-	k := newKubeNodes(t.Context(), lw, pods)
-	m := &Manager{node: "a", deps: Deps{Nodes: k}}
-	if ok, err := k.NodeExists(t.Context(), "b"); err == nil {
-		t.Errorf("before the Nodes are listed, NodeExists(b) = %v, nil; want an error", ok)
-	}
-	if m.nodeDead(t.Context(), "b") {
-		t.Error("before the Nodes are listed, node b is dead")
-	}
-	close(release)
-	eventually(t, "the Nodes listed", k.inf.HasSynced)
-	for name, want := range map[string]bool{"a": true, "b": false} {
-		if ok, err := k.NodeExists(t.Context(), name); err != nil || ok != want {
-			t.Errorf("NodeExists(%s) = %v, %v; want %v", name, ok, err, want)
-		}
-	}
-	if !m.nodeDead(t.Context(), "b") || m.nodeDead(t.Context(), "a") {
-		t.Error("once listed, b (no Node, no pods) is not dead or a (a Node) is")
-	}
-	if n := pods.calls.Load(); n != 1 {
-		t.Errorf("pods listed %d times, want once (for b once listed)", n)
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			if o.SendInitialEvents == nil || !*o.SendInitialEvents {
+				return watch.NewFake(), nil
+			}
+			if !f.streams {
+				return nil, apierrors.NewBadRequest("sendInitialEvents is not supported")
+			}
+			w := watch.NewFakeWithChanSize(2, false)
+			go func() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-f.release:
+				}
+				w.Add(a.DeepCopy())
+				w.Action(watch.Bookmark, &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "1",
+					Annotations: map[string]string{metav1.InitialEventsAnnotationKey: "true"}}})
+			}()
+			return w, nil
+		},
 	}
 }
 

@@ -62,22 +62,26 @@ type Source struct {
 func New(client PodAPI, nads nadclient.NetworkAttachmentDefinitionsGetter, node string) *Source {
 	s := &Source{client: client, nads: nads}
 	onNode := fields.OneTermEqualSelector("spec.nodeName", node).String()
-	s.PodInformer = newInformer(&corev1.Pod{}, trimPod, s.failed, &cache.ListWatch{
-		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+	s.PodInformer = newInformer(&corev1.Pod{}, trimPod, s.failed, client, &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = onNode
-			return client.ListPods(context.Background(), metav1.NamespaceAll, o)
+			l, err := client.ListPods(ctx, metav1.NamespaceAll, o)
+			return l, s.noted(err, o)
 		},
-		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = onNode
-			return client.WatchPods(context.Background(), metav1.NamespaceAll, o)
+			w, err := client.WatchPods(ctx, metav1.NamespaceAll, o)
+			return w, s.noted(err, o)
 		},
 	})
-	s.nadInf = newInformer(&nadv1.NetworkAttachmentDefinition{}, trimNAD, s.failed, &cache.ListWatch{
-		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
-			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).List(context.Background(), o)
+	s.nadInf = newInformer(&nadv1.NetworkAttachmentDefinition{}, trimNAD, s.failed, nads, &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			l, err := nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).List(ctx, o)
+			return l, s.noted(err, o)
 		},
-		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
-			return nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).Watch(context.Background(), o)
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			w, err := nads.NetworkAttachmentDefinitions(metav1.NamespaceAll).Watch(ctx, o)
+			return w, s.noted(err, o)
 		},
 	})
 	s.pods = corelisters.NewPodLister(s.PodInformer.GetIndexer())
@@ -89,13 +93,17 @@ func New(client PodAPI, nads nadclient.NetworkAttachmentDefinitionsGetter, node 
 // built with 0 ignores the resync period its handlers ask for (hot plug's 5 minutes).
 const resyncCheck = time.Hour
 
-// newInformer is a namespace-indexed informer; handlers added without a period of their own
-// get a resync every resyncCheck.
-func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.WatchErrorHandler, lw *cache.ListWatch) cache.SharedIndexInformer {
-	inf := cache.NewSharedIndexInformer(lw, obj, resyncCheck, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+// newInformer is a namespace-indexed informer over lw, which asks client; handlers added
+// without a period of their own get a resync every resyncCheck. The informer fills its cache
+// from a watch-list stream where the API server has one (client-go's first try), unless
+// client says it cannot stream (client-go's fakes).
+func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.WatchErrorHandlerWithContext,
+	client any, lw *cache.ListWatch) cache.SharedIndexInformer {
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, client), obj, resyncCheck,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	// Neither call fails on an informer that has not started.
 	_ = inf.SetTransform(trim)
-	_ = inf.SetWatchErrorHandler(failed)
+	_ = inf.SetWatchErrorHandlerWithContext(failed)
 	return inf
 }
 
@@ -131,19 +139,35 @@ func trimMeta(m *metav1.ObjectMeta) {
 	delete(m.Annotations, lastApplied)
 }
 
-// failed records the caches' failure to list or watch (for Synced's error) and logs it as
-// client-go does.
-func (s *Source) failed(r *cache.Reflector, err error) {
+// noted records err, a list's or watch's (for Synced's error), and returns it. An informer
+// first asks for a watch-list stream and, while the API server cannot be reached, retries it
+// without telling its error handler: the error is taken here. A server that answers the
+// stream with a refusal (one without the WatchList feature) is not a failure: the informer
+// lists next.
+func (s *Source) noted(err error, o metav1.ListOptions) error {
+	var status apierrors.APIStatus
+	if err == nil || (o.SendInitialEvents != nil && *o.SendInitialEvents && errors.As(err, &status)) {
+		return err
+	}
 	s.mu.Lock()
 	s.listErr = err
 	s.mu.Unlock()
-	cache.DefaultWatchErrorHandler(r, err)
+	return err
+}
+
+// failed records the caches' failure to list or watch (for Synced's error) and logs it as
+// client-go does.
+func (s *Source) failed(ctx context.Context, r *cache.Reflector, err error) {
+	s.mu.Lock()
+	s.listErr = err
+	s.mu.Unlock()
+	cache.DefaultWatchErrorHandler(ctx, r, err)
 }
 
 // Start runs the informers until ctx ends; it does not wait for them to fill.
 func (s *Source) Start(ctx context.Context) {
-	go s.PodInformer.Run(ctx.Done())
-	go s.nadInf.Run(ctx.Done())
+	go s.PodInformer.RunWithContext(ctx)
+	go s.nadInf.RunWithContext(ctx)
 }
 
 // WaitForSync waits until the caches are filled or ctx ends, and reports whether they are.

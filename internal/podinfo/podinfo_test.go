@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	nadfake "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/fake"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 
@@ -74,7 +77,7 @@ func TestCachesHoldTrimmedObjects(t *testing.T) {
 	if _, err := nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions("ns").Create(ctx, nad, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(coreapitest.Clientset{Interface: fake.NewClientset(pod)}, nads.K8sCniCncfIoV1(), "node-a")
+	s := New(coreapitest.Clientset{Interface: fake.NewClientset(pod)}, fakeNADs{nads.K8sCniCncfIoV1()}, "node-a")
 	s.Start(ctx)
 	if !s.WaitForSync(ctx) || s.Synced() != nil {
 		t.Fatalf("caches did not sync: %v", s.Synced())
@@ -97,3 +100,54 @@ func TestCachesHoldTrimmedObjects(t *testing.T) {
 		t.Errorf("cached NAD = %+v, want its config without managed fields and kubectl's copy", gotNAD)
 	}
 }
+
+// fakeNADs is the NAD fake's client. Generated before client-go v0.35, it does not say what
+// every client-go fake says: it cannot stream a watch-list, so an informer over it must list.
+type fakeNADs struct {
+	nadclient.NetworkAttachmentDefinitionsGetter
+}
+
+func (fakeNADs) IsWatchListSemanticsUnSupported() bool { return true }
+
+// TestStreamRefusedIsNoFailure: an API server without the WatchList feature (1.27 to 1.31,
+// 1.33) refuses the watch-list stream the informers ask for first; they list instead, and
+// the refusal is no list error: the caches sync and ListErr stays nil.
+func TestStreamRefusedIsNoFailure(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "uid-web"},
+		Spec: corev1.PodSpec{NodeName: "node-a"}}
+	pods := &refusingPods{Clientset: coreapitest.Clientset{Interface: fake.NewClientset(pod)}}
+	s := New(pods, fakeNADs{nadfake.NewSimpleClientset().K8sCniCncfIoV1()}, "node-a")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.Start(ctx)
+	if !s.WaitForSync(ctx) || s.Synced() != nil {
+		t.Fatalf("caches did not sync: %v", s.Synced())
+	}
+	if pods.refused.Load() == 0 {
+		t.Error("the pod informer did not ask for a watch-list stream")
+	}
+	if err := s.ListErr(); err != nil {
+		t.Errorf("ListErr = %v after a refused stream and a list, want nil", err)
+	}
+	if _, err := s.Pod(ctx, "ns", "web", "uid-web"); err != nil {
+		t.Error(err)
+	}
+}
+
+// refusingPods answers pods like an API server without the WatchList feature: it refuses a
+// watch that asks for the initial events.
+type refusingPods struct {
+	coreapitest.Clientset
+	refused atomic.Int32
+}
+
+func (p *refusingPods) WatchPods(ctx context.Context, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
+	if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+		p.refused.Add(1)
+		return nil, apierrors.NewBadRequest("sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled")
+	}
+	return p.Clientset.WatchPods(ctx, namespace, opts)
+}
+
+// IsWatchListSemanticsUnSupported is false: the informer asks for a stream, as of a server.
+func (*refusingPods) IsWatchListSemanticsUnSupported() bool { return false }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/watchlist"
 )
 
 // Clientset has the methods of coreapi.Client, answered by a clientset.
@@ -36,6 +37,12 @@ func (c Clientset) GetPod(ctx context.Context, namespace, name string) (*corev1.
 func (c Clientset) PatchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) error {
 	_, err := c.CoreV1().Pods(namespace).Patch(ctx, name, pt, patch, metav1.PatchOptions{})
 	return err
+}
+
+// IsWatchListSemanticsUnSupported tells client-go's informers whether the clientset cannot
+// stream a watch-list (client-go's fakes cannot: an informer over them lists).
+func (c Clientset) IsWatchListSemanticsUnSupported() bool {
+	return watchlist.DoesClientNotSupportWatchListSemantics(c.Interface)
 }
 
 // EventSink writes Events through the clientset.

@@ -211,7 +211,7 @@ func (w *apiWorld) testInformer(t *testing.T) {
 	inf := NewInformer(w.c, 0)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go inf.Run(ctx.Done())
+	go inf.RunWithContext(ctx)
 	if !cache.WaitForCacheSync(ctxOf(t).Done(), inf.HasSynced) {
 		t.Fatal("informer never synced")
 	}

@@ -19,21 +19,21 @@ const (
 	ByNode = "node" // Spec.Node; "" holds the blocks with no node
 )
 
-// listTimeout bounds one list (one page) of the informer: its ListFunc has no context.
+// listTimeout bounds one list (one page) of the informer, within the context it runs with.
 const listTimeout = time.Minute
 
 // NewInformer returns an informer over every IPBlock, indexed ByPool and ByNode, with the
 // given resync period (0: none). The caller runs it and stops it.
 func NewInformer(c Client, resync time.Duration) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
-		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			ctx, cancel := context.WithTimeout(ctx, listTimeout)
 			defer cancel()
 			return c.List(ctx, opts)
 		},
 		// The reflector ends the watch with Stop, and bounds it with opts.TimeoutSeconds.
-		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(context.Background(), opts)
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, opts)
 		},
 	}
 	return cache.NewSharedIndexInformer(lw, &IPBlock{}, resync, cache.Indexers{

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 )
 
 func TestBlockNameIsValidAndUnique(t *testing.T) {
@@ -26,7 +26,7 @@ func TestBlockNameIsValidAndUnique(t *testing.T) {
 		if want := strings.Replace(tc.want, "HASH", hash(tc.pool)[:8], 1); got != want {
 			t.Errorf("BlockName(%q, %s) = %q, want %q", tc.pool, tc.block, got, want)
 		}
-		if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
+		if errs := content.IsDNS1123Subdomain(got); len(errs) > 0 {
 			t.Errorf("BlockName(%q, %s) = %q: %v", tc.pool, tc.block, got, errs)
 		}
 	}
@@ -52,7 +52,7 @@ func TestBlockNameIsValidAndUnique(t *testing.T) {
 func TestPoolLabelIsALabelValue(t *testing.T) {
 	for _, p := range []string{"", "/v4", "storage/fd00::/64", strings.Repeat("x", 300)} {
 		l := PoolLabel(p)
-		if len(l) != 16 || len(validation.IsValidLabelValue(l)) > 0 {
+		if len(l) != 16 || len(content.IsLabelValue(l)) > 0 {
 			t.Errorf("PoolLabel(%q) = %q", p, l)
 		}
 	}
@@ -70,7 +70,7 @@ func FuzzBlockName(f *testing.F) {
 			return
 		}
 		n := BlockName(pool, BlockOf(ip, bits))
-		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+		if errs := content.IsDNS1123Subdomain(n); len(errs) > 0 {
 			t.Fatalf("BlockName(%q, %s/%d) = %q: %v", pool, ip, bits, n, errs)
 		}
 	})
