@@ -23,6 +23,19 @@ import (
 // changed since they looked (issue 21), and for the node's restart without records.
 
 // owns reports whether the record of a on disk is the interface cid/net1's, and CHECK of it
+// keptByItsOwner checks, after a release that had looked at the records before a's owner
+// took it, that a is still owner's (its record file and the ledger), and that the next ADD
+// (container next, of pod p) gets another address.
+func keptByItsOwner(t *testing.T, m *Manager, c json.RawMessage, poolID string, a netip.Addr, owner, next string, p pod) {
+	t.Helper()
+	if !owns(t, m, c, poolID, a, owner) {
+		t.Errorf("a stale release took %s from container %s", a, owner)
+	}
+	if got := add(t, m, c, next, p)[0].Addr(); got == a {
+		t.Errorf("%s handed out twice (container %s holds it)", a, owner)
+	}
+}
+
 // passes.
 func owns(t *testing.T, m *Manager, c json.RawMessage, poolID string, a netip.Addr, cid string) bool {
 	t.Helper()
@@ -89,15 +102,10 @@ func (w *world) testStaleReclaim(t *testing.T) {
 	if fired == 0 {
 		t.Fatal("the reconciler released nothing")
 	}
-	if !owns(t, m, c, "stale/v4", a, "s-new") {
-		t.Errorf("the reconciler's stale release took %s from the new pod", a)
-	}
 	if n := obs.n.Load(); n != 0 {
 		t.Errorf("the reconciler counts %d addresses reclaimed; the late DEL freed the only one", n)
 	}
-	if got := add(t, m, c, "s-next", pod{"default", "new2", ""})[0].Addr(); got == a {
-		t.Errorf("%s handed out twice (the new pod holds it)", a)
-	}
+	keptByItsOwner(t, m, c, "stale/v4", a, "s-new", "s-next", pod{"default", "new2", ""})
 	flushAll(t, m)
 	if on := w.allocated(t, "stale"); on[a] != "stale-a" || len(on) != 2 {
 		t.Errorf("the block lists %v; want %s and the next address", on, a)
@@ -132,12 +140,7 @@ func (w *world) testStaleGC(t *testing.T) {
 	if fired == 0 {
 		t.Fatal("GC released nothing")
 	}
-	if !owns(t, m, c, "stalegc/v4", a, "g-new") {
-		t.Errorf("GC's stale release took %s from the pod added after its list", a)
-	}
-	if got := add(t, m, c, "g-next", pod{"default", "next", ""})[0].Addr(); got == a {
-		t.Errorf("%s handed out twice", a)
-	}
+	keptByItsOwner(t, m, c, "stalegc/v4", a, "g-new", "g-next", pod{"default", "next", ""})
 }
 
 // testStaleHoldExpiry: the reconciler finds a StatefulSet pod's hold expired; meanwhile the pod
@@ -165,15 +168,10 @@ func (w *world) testStaleHoldExpiry(t *testing.T) {
 	if fired == 0 {
 		t.Fatal("no hold expired")
 	}
-	if !owns(t, m, c, "stalehold/v4", a, "sh-2") {
-		t.Errorf("the expiry of the old hold freed %s under db-0, which took it back", a)
-	}
 	if n := obs.n.Load(); n != 0 {
 		t.Errorf("%d holds counted expired; the only one was taken back", n)
 	}
-	if got := add(t, m, c, "sh-3", pod{"db", "web", ""})[0].Addr(); got == a {
-		t.Errorf("%s handed out twice", a)
-	}
+	keptByItsOwner(t, m, c, "stalehold/v4", a, "sh-2", "sh-3", pod{"db", "web", ""})
 }
 
 // testTwoHolds: two sandboxes of one StatefulSet pod both end in a hold on one interface; both
