@@ -22,7 +22,6 @@ import (
 // The subtests of TestManagersOnARealAPIServer for releases that act on a record that has
 // changed since they looked (issue 21), and for the node's restart without records.
 
-// owns reports whether the record of a on disk is the interface cid/net1's, and CHECK of it
 // keptByItsOwner checks, after a release that had looked at the records before a's owner
 // took it, that a is still owner's (its record file and the ledger), and that the next ADD
 // (container next, of pod p) gets another address.
@@ -36,6 +35,7 @@ func keptByItsOwner(t *testing.T, m *Manager, c json.RawMessage, poolID string, 
 	}
 }
 
+// owns reports whether the record of a on disk is the interface cid/net1's, and CHECK of it
 // passes.
 func owns(t *testing.T, m *Manager, c json.RawMessage, poolID string, a netip.Addr, cid string) bool {
 	t.Helper()
