@@ -85,7 +85,7 @@ func TestRealNodeDemo(t *testing.T) {
 	}
 
 	say("9/9 MultiNetworkPolicy on storage only: web pods accept storage traffic from trusted=true pods (kubectl apply -f test/e2e/demo/policy.yaml)")
-	demoPolicy(t, c, pods)
+	demoPolicy(t, c)
 
 	say("Their state, as an operator sees it: kubectl multinet status -n demo (the kubectl plugin, bin/kubectl-multinet)")
 	show(kubectlPlugin(t, c, "multinet", "status", "-n", "demo"))
@@ -101,9 +101,10 @@ func TestRealNodeDemo(t *testing.T) {
 
 // demoPolicy labels the second pod trusted, applies the policy, and shows that the second pod
 // reaches the first over storage (net1) while the third does not, and that backend (net2) is
-// not filtered.
-func demoPolicy(t *testing.T, c *testbed.Cluster, pods []demoPod) {
+// not filtered. The pods are read again: the hot plug gave them a new net2.
+func demoPolicy(t *testing.T, c *testbed.Cluster) {
 	t.Helper()
+	pods := demoPods(t, c)
 	to, trusted, other := pods[0], pods[1], pods[2]
 	c.RunKubectl(t, "-n", "demo", "label", "pod", trusted.name, "trusted=true")
 	show := func(out string) { fmt.Println(strings.TrimRight(out, "\n")) }
@@ -120,15 +121,15 @@ func demoPolicy(t *testing.T, c *testbed.Cluster, pods []demoPod) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, c := range []struct {
+	for _, row := range []struct {
 		from   demoPod
 		ifname string
 		want   bool
 	}{{trusted, "net1", true}, {other, "net1", false}, {other, "net2", true}} {
-		err := ping(c.from, c.ifname)
-		fmt.Printf("%s -> %s %s (%s): reached=%v\n", c.from.name, to.name, c.ifname, to.ips[c.ifname], err == nil)
-		if (err == nil) != c.want {
-			t.Fatalf("%s -> %s over %s: reached=%v, want %v", c.from.name, to.name, c.ifname, err == nil, c.want)
+		err := ping(row.from, row.ifname)
+		fmt.Printf("%s -> %s %s (%s): reached=%v\n", row.from.name, to.name, row.ifname, to.ips[row.ifname], err == nil)
+		if (err == nil) != row.want {
+			t.Fatalf("%s -> %s over %s: reached=%v, want %v", row.from.name, to.name, row.ifname, err == nil, row.want)
 		}
 	}
 }
