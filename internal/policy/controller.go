@@ -180,10 +180,9 @@ func (c *Controller) sync(id string) (err error) {
 		return nil
 	}
 	rs := compile.Rules(sb.pod, sb.ifaces, c.st.policiesIn(sb.pod.Namespace), c.st)
-	same := sb.known && compile.Equal(sb.programmed, rs)
-	fresh := !sb.known && sb.programmed == nil && len(rs) == 0
+	same := !sb.stale && compile.Equal(sb.programmed, rs)
 	c.mu.Unlock()
-	if same || fresh {
+	if same {
 		return nil
 	}
 	defer func() {
@@ -197,7 +196,7 @@ func (c *Controller) sync(id string) (err error) {
 	if c.st.sandboxes[id] != sb {
 		return err // replaced meanwhile: the new one is queued
 	}
-	sb.known = err == nil
+	sb.stale = err != nil
 	if err != nil {
 		return fmt.Errorf("pod %s/%s: network policy: %w", sb.pod.Namespace, sb.pod.Name, err)
 	}

@@ -20,10 +20,11 @@ type sandbox struct {
 	uid       string
 	pod       *compile.Pod
 	ifaces    []compile.Interface
-	// programmed is what its table holds, when known is set (unknown after a restart or a
-	// failed attempt: then whatever the rules are, they are programmed).
+	// programmed is what its table holds, unless stale: after a restart (the table may hold
+	// rules of policies gone since) or a failed attempt, the rules are programmed whatever
+	// they are, none included (which removes the table).
 	programmed []compile.Ruleset
-	known      bool
+	stale      bool
 }
 
 // sandboxOf reads what the policy engine needs of a sandbox's record: its secondary

@@ -294,6 +294,7 @@ func (c *Controller) loadSandboxes(ctx context.Context) {
 			continue // a pod gone: its DEL comes
 		}
 		sb := sandboxOf(rec, pod)
+		sb.stale = true
 		c.mu.Lock()
 		c.enqueue(c.st.setSandbox(sb.id, sb)...)
 		c.mu.Unlock()

@@ -175,7 +175,7 @@ func (s *state) setSandbox(id string, sb *sandbox) []string {
 		return s.peersOf(oldPod)
 	}
 	if old != nil && !changedSandbox(old, sb) {
-		sb.programmed, sb.known = old.programmed, old.known
+		sb.programmed, sb.stale = old.programmed, old.stale
 	}
 	curPod = sb.pod
 	s.sandboxes[id] = sb
