@@ -10,17 +10,17 @@ import (
 // Numeric ports (and on ingress the named ports, resolved against pod's own ports) go into
 // one allow with the rule's peer addresses; on egress, named ports resolve per destination
 // pod into allows of their own.
-func (r *resolver) ruleAllows(p *spec.Policy, rule *spec.Rule, pod *Pod, network string, w way) []Allow {
+func (x *Index) ruleAllows(p *spec.Policy, rule *spec.Rule, pod *Pod, network string, w way) []Allow {
 	numeric, named := splitPorts(rule.Ports, pod, w)
 	var out []Allow
 	if len(rule.Ports) == 0 || len(numeric) > 0 {
-		anyAddr, addrs := r.peerAddrs(p, rule, network)
-		if anyAddr || len(addrs) > 0 {
-			out = append(out, Allow{Any: anyAddr, Addrs: addrs, Ports: numeric})
+		ra := x.ruleAddrs(p, rule, network)
+		if ra.any || len(ra.addrs) > 0 {
+			out = append(out, Allow{Any: ra.any, Addrs: ra.addrs, Ports: numeric})
 		}
 	}
 	if len(named) > 0 {
-		out = append(out, namedAllows(r.egressTargets(p, rule, network), named)...)
+		out = append(out, x.namedAllows(p, rule, network, named)...)
 	}
 	return out
 }
@@ -63,9 +63,15 @@ func resolveNamed(pod *Pod, port spec.Port) []PortRange {
 	return out
 }
 
-// namedAllows are the allows of named egress ports: to each target, the ports of its pod
-// that the names resolve to. Targets whose pod has none of them get nothing.
-func namedAllows(targets []target, named []spec.Port) []Allow {
+// namedAllows are the allows of the named egress ports of rule on network: to each
+// destination, the ports of its pod that the names resolve to. Destinations whose pod has
+// none of them get nothing.
+func (x *Index) namedAllows(p *spec.Policy, rule *spec.Rule, network string, named []spec.Port) []Allow {
+	key := ruleOn{rule, network}
+	if allows, ok := x.named[key]; ok {
+		return allows
+	}
+	targets := x.egressTargets(p, rule, network)
 	byPort := map[PortRange][]netip.Prefix{}
 	var order []PortRange
 	for _, t := range targets {
@@ -80,7 +86,8 @@ func namedAllows(targets []target, named []spec.Port) []Allow {
 	}
 	out := make([]Allow, 0, len(order))
 	for _, pr := range order {
-		out = append(out, Allow{Addrs: byPort[pr], Ports: []PortRange{pr}})
+		out = append(out, Allow{Addrs: normalizePrefixes(byPort[pr]), Ports: []PortRange{pr}})
 	}
+	x.named[key] = out
 	return out
 }

@@ -29,13 +29,20 @@ type View interface {
 // applies isolates it, and then allows the union of those policies' rules; peer pods stand
 // for their addresses on the interface's network only. The result is canonical (policies
 // sorted, allows merged and sorted, prefixes masked, merged and sorted), so equal inputs give
-// reflect.DeepEqual results.
+// reflect.DeepEqual results. With an Index for view, what does not depend on pod is worked
+// out once for all the calls that share it.
 func Rules(pod *Pod, ifaces []Interface, policies []*spec.Policy, view View) []Ruleset {
 	selecting := selectingPolicies(pod, policies)
 	if len(selecting) == 0 {
 		return nil
 	}
-	r := newResolver(view)
+	x, shared := view.(*Index)
+	if shared {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+	} else {
+		x = NewIndex(view)
+	}
 	var out []Ruleset
 	for _, iface := range ifaces {
 		var applying []*spec.Policy
@@ -47,7 +54,7 @@ func Rules(pod *Pod, ifaces []Interface, policies []*spec.Policy, view View) []R
 		if len(applying) == 0 {
 			continue
 		}
-		out = append(out, r.ruleset(pod, iface, applying))
+		out = append(out, x.ruleset(pod, iface, applying))
 	}
 	return out
 }
@@ -81,7 +88,7 @@ func selectingPolicies(pod *Pod, policies []*spec.Policy) []*spec.Policy {
 }
 
 // ruleset is the rules of one interface, given the policies that apply to it (sorted).
-func (r *resolver) ruleset(pod *Pod, iface Interface, applying []*spec.Policy) Ruleset {
+func (x *Index) ruleset(pod *Pod, iface Interface, applying []*spec.Policy) Ruleset {
 	rs := Ruleset{IfName: iface.IfName, Network: iface.Network}
 	for _, p := range applying {
 		name := p.Namespace + "/" + p.Name
@@ -89,8 +96,8 @@ func (r *resolver) ruleset(pod *Pod, iface Interface, applying []*spec.Policy) R
 			rs.Policies = append(rs.Policies, name)
 		}
 	}
-	rs.Ingress = r.direction(pod, iface, applying, ingress)
-	rs.Egress = r.direction(pod, iface, applying, egress)
+	rs.Ingress = x.cachedDirection(pod, iface, applying, ingress)
+	rs.Egress = x.cachedDirection(pod, iface, applying, egress)
 	return rs
 }
 
@@ -104,7 +111,7 @@ const (
 
 // direction is one direction of an interface: nil when no applying policy isolates it,
 // else the union of the rules of those that do.
-func (r *resolver) direction(pod *Pod, iface Interface, applying []*spec.Policy, w way) *Direction {
+func (x *Index) direction(pod *Pod, iface Interface, applying []*spec.Policy, w way) *Direction {
 	isolated := false
 	var allows []Allow
 	for _, p := range applying {
@@ -114,7 +121,7 @@ func (r *resolver) direction(pod *Pod, iface Interface, applying []*spec.Policy,
 		}
 		isolated = true
 		for i := range rules {
-			allows = append(allows, r.ruleAllows(p, &rules[i], pod, iface.Network, w)...)
+			allows = append(allows, x.ruleAllows(p, &rules[i], pod, iface.Network, w)...)
 		}
 	}
 	if !isolated {

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,11 +10,16 @@ import (
 	"github.com/multinet/multinet/internal/policy/spec"
 )
 
-// normalizeAllows merges allows into their canonical form: one allow per set of ports
-// (their addresses merged), none that matches nothing, sorted by ports (every port first);
-// a single allow when one lets everything through. nil when nothing is allowed.
+// normalizeAllows merges allows, whose addresses are normalized, into their canonical
+// form: one allow per set of ports (their addresses merged), none that matches nothing,
+// sorted by ports (every port first); a single allow when one lets everything through.
+// nil when nothing is allowed.
 func normalizeAllows(allows []Allow) []Allow {
-	groups := map[string]*Allow{}
+	type group struct {
+		allow Allow
+		runs  [][]netip.Prefix
+	}
+	groups := map[string]*group{}
 	for _, a := range allows {
 		if !a.Any && len(a.Addrs) == 0 {
 			continue
@@ -22,28 +28,26 @@ func normalizeAllows(allows []Allow) []Allow {
 		key := portsKey(ports)
 		g, ok := groups[key]
 		if !ok {
-			g = &Allow{Ports: ports}
+			g = &group{allow: Allow{Ports: ports}}
 			groups[key] = g
 		}
-		g.Any = g.Any || a.Any
-		g.Addrs = append(g.Addrs, a.Addrs...)
+		g.allow.Any = g.allow.Any || a.Any
+		g.runs = append(g.runs, a.Addrs)
 	}
-	if g, ok := groups[""]; ok && g.Any {
+	if g, ok := groups[""]; ok && g.allow.Any {
 		return []Allow{{Any: true}}
+	}
+	if len(groups) == 0 {
+		return nil
 	}
 	out := make([]Allow, 0, len(groups))
 	for _, g := range groups {
-		if g.Any {
-			g.Addrs = nil
-		} else {
-			g.Addrs = normalizePrefixes(g.Addrs)
+		if !g.allow.Any {
+			g.allow.Addrs = unionPrefixes(g.runs)
 		}
-		out = append(out, *g)
+		out = append(out, g.allow)
 	}
 	slices.SortFunc(out, func(a, b Allow) int { return comparePorts(a.Ports, b.Ports) })
-	if len(out) == 0 {
-		return nil
-	}
 	return out
 }
 

@@ -81,13 +81,56 @@ func normalizePrefixes(ps []netip.Prefix) []netip.Prefix {
 		}
 	}
 	slices.SortFunc(sorted, comparePrefix)
-	var out []netip.Prefix
+	return compact(sorted)
+}
+
+// unionPrefixes is normalizePrefixes of the union of runs, each of them normalized.
+func unionPrefixes(runs [][]netip.Prefix) []netip.Prefix {
+	switch len(runs) {
+	case 0:
+		return nil
+	case 1:
+		return slices.Clone(runs[0])
+	}
+	for len(runs) > 1 {
+		var next [][]netip.Prefix
+		for i := 0; i+1 < len(runs); i += 2 {
+			next = append(next, mergeSorted(runs[i], runs[i+1]))
+		}
+		if len(runs)%2 == 1 {
+			next = append(next, runs[len(runs)-1])
+		}
+		runs = next
+	}
+	return compact(runs[0])
+}
+
+// mergeSorted is the sorted merge of sorted a and b.
+func mergeSorted(a, b []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if comparePrefix(a[0], b[0]) <= 0 {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// compact is the fewest prefixes covering exactly those of sorted (masked, sorted), in
+// place: prefixes inside the one before dropped, halves merged into their parent.
+func compact(sorted []netip.Prefix) []netip.Prefix {
+	out := sorted[:0]
 	for _, p := range sorted {
 		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
 			continue // inside the previous one (or equal to it)
 		}
 		out = append(out, p)
 		out = mergeSiblings(out)
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
