@@ -196,3 +196,29 @@ func probes(ps []netip.Prefix) []netip.Addr {
 	}
 	return out
 }
+
+func TestUnionPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		runs [][]string
+		want []string
+	}{
+		{"none", nil, nil},
+		{"one run is kept", [][]string{{"10.0.0.0/24", "fd00::/64"}}, []string{"10.0.0.0/24", "fd00::/64"}},
+		{"halves in two runs merge", [][]string{{"10.0.0.0/25"}, {"10.0.0.128/25"}}, []string{"10.0.0.0/24"}},
+		{"a run inside another", [][]string{{"10.0.0.5/32", "10.0.1.0/24"}, {"10.0.0.0/24"}, {"10.0.1.7/32"}},
+			[]string{"10.0.0.0/23"}},
+		{"three runs interleaved", [][]string{{"10.0.0.0/32", "10.0.0.4/32"}, {"10.0.0.2/32"}, {"10.0.0.1/32", "10.0.0.3/32", "fd00::1/128"}},
+			[]string{"10.0.0.0/30", "10.0.0.4/32", "fd00::1/128"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var runs [][]netip.Prefix
+			for _, r := range tc.runs {
+				runs = append(runs, prefixes(r...))
+			}
+			if got := unionPrefixes(runs); !slices.Equal(got, prefixes(tc.want...)) {
+				t.Errorf("unionPrefixes(%v) = %v, want %v", tc.runs, got, tc.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/multinet/multinet/internal/policy/spec"
@@ -130,6 +131,32 @@ func TestIndexGivesTheSameRules(t *testing.T) {
 	}
 	if selected == 0 {
 		t.Fatal("Rules: no pod selected")
+	}
+}
+
+// TestIndexConcurrentUse shares one Index between goroutines (run with -race).
+func TestIndexConcurrentUse(t *testing.T) {
+	_, ifaces, policies, v := genCluster(10, 20)
+	want := map[*Pod][]Ruleset{}
+	for _, pod := range v.pods["ns-0"] {
+		want[pod] = Rules(pod, ifaces, policies, v)
+	}
+	x := NewIndex(v)
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*len(want))
+	for range 4 {
+		wg.Go(func() {
+			for _, pod := range v.pods["ns-0"] {
+				if got := Rules(pod, ifaces, policies, x); !Equal(got, want[pod]) {
+					errs <- pod.Name
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for name := range errs {
+		t.Errorf("Rules of %s with a shared Index differ from its rules alone", name)
 	}
 }
 
