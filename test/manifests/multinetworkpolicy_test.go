@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/multinet/multinet/internal/policy/spec"
@@ -38,7 +40,7 @@ spec:
 // MultiNetworkPolicy CRD: v1beta1 and v1beta2 are both served, an object written through one
 // version reads back through the other, endPort is kept in v1beta2 (the storage version) and
 // absent from v1beta1's view, what v1beta2 returns is what spec.Parse accepts, and the schema
-// holds policyTypes to Ingress and Egress.
+// holds policyTypes to Ingress and Egress; `kubectl get` shows the policy-for annotation.
 func TestMultiNetworkPolicyVersions(t *testing.T) {
 	cp := testbed.StartControlPlane(t)
 	cp.CreateNamespace(t, "team-a")
@@ -74,6 +76,7 @@ func TestMultiNetworkPolicyVersions(t *testing.T) {
 		checkPorts(t, name+" as v1beta2", v2, tc.write == spec.V1beta2)
 		checkParses(t, v2, tc.write == spec.V1beta2)
 	}
+	checkNetworksColumn(t, cp, "storage")
 	bad := mnpObject(t, spec.V1beta2, "bad-type")
 	if err := unstructured.SetNestedStringSlice(bad.Object, []string{"Ingress", "Both"}, "spec", "policyTypes"); err != nil {
 		t.Fatal(err)
@@ -156,5 +159,42 @@ func checkParses(t *testing.T, obj *unstructured.Unstructured, wantEnd bool) {
 	if len(r.Peers) != 2 || r.Peers[1].Block == nil || len(r.Ports) != 2 || r.Ports[0] != want ||
 		r.Ports[1] != (spec.Port{Protocol: spec.UDP, Name: "dns"}) || !slices.Equal(pol.Networks, []string{"team-a/storage"}) {
 		t.Errorf("%s parsed to %+v", obj.GetName(), pol)
+	}
+}
+
+// checkNetworksColumn asks for the policies as kubectl does, as a Table, and checks that each
+// version's Networks column shows the policy-for annotation, want.
+func checkNetworksColumn(t *testing.T, cp *testbed.ControlPlane, want string) {
+	t.Helper()
+	client, err := rest.HTTPClientFor(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, version := range []string{spec.V1beta1, spec.V1beta2} {
+		url := cp.URL + "/apis/" + spec.Group + "/" + version + "/namespaces/team-a/" + spec.Resource
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var table metav1.Table
+		err = json.NewDecoder(resp.Body).Decode(&table)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s table: %v", version, err)
+		}
+		col := slices.IndexFunc(table.ColumnDefinitions, func(c metav1.TableColumnDefinition) bool { return c.Name == "Networks" })
+		if col < 0 || len(table.Rows) == 0 {
+			t.Fatalf("%s table: columns %+v, %d rows", version, table.ColumnDefinitions, len(table.Rows))
+		}
+		for _, row := range table.Rows {
+			if row.Cells[col] != want {
+				t.Errorf("%s table: Networks %v, want %q", version, row.Cells[col], want)
+			}
+		}
 	}
 }
