@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/multinet/multinet/internal/policy/compile"
 )
@@ -35,22 +38,53 @@ func Program(netnsPath string, rs []compile.Ruleset, o Options) error {
 		return fmt.Errorf("netns %s: %w", netnsPath, err)
 	}
 	return withConn(netnsPath, func(c *nftables.Conn) error {
-		b := newBatch(c)
-		b.replaceTable()
-		if err := b.program(rs, o); err != nil {
-			return fmt.Errorf("netns %s: building table %s: %w", netnsPath, TableName, err)
+		exists, err := hasTable(c)
+		if err != nil {
+			return fmt.Errorf("netns %s: listing tables: %w", netnsPath, err)
 		}
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("netns %s: programming table %s: %w", netnsPath, TableName, err)
+		err = commit(c, exists, rs, o)
+		if err != nil && !exists {
+			// The table appeared between the listing and the transaction: replace it.
+			err = commit(c, true, rs, o)
+		}
+		if err != nil {
+			return fmt.Errorf("netns %s: %w", netnsPath, err)
 		}
 		return nil
 	})
 }
 
+// commit sends the transaction that makes the table rs. When the table exists, the same
+// transaction deletes it first; else it creates it, failing should it exist by then. The
+// kernel waits for an RCU grace period (milliseconds) when a transaction deletes anything,
+// so a pod's first rules, which delete nothing, go in much faster than a replacement.
+func commit(c *nftables.Conn, exists bool, rs []compile.Ruleset, o Options) error {
+	b := newBatch(c)
+	if exists {
+		b.replaceTable()
+	}
+	b.create = !exists
+	if err := b.program(rs, o); err != nil {
+		return fmt.Errorf("building table %s: %w", TableName, err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("programming table %s: %w", TableName, err)
+	}
+	return nil
+}
+
 // Remove deletes multinet's table; no table or no netns is not an error.
 func Remove(netnsPath string) error {
 	err := withConn(netnsPath, func(c *nftables.Conn) error {
-		// Adding the table first makes the delete succeed whether or not it was there.
+		exists, err := hasTable(c)
+		if err != nil {
+			return fmt.Errorf("netns %s: listing tables: %w", netnsPath, err)
+		}
+		if !exists {
+			return nil
+		}
+		// Adding the table before deleting it makes the deletion succeed should the table
+		// have gone meanwhile.
 		newBatch(c).replaceTable()
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("netns %s: deleting table %s: %w", netnsPath, TableName, err)
@@ -63,6 +97,15 @@ func Remove(netnsPath string) error {
 	return err
 }
 
+// hasTable says whether multinet's table is there.
+func hasTable(c *nftables.Conn) (bool, error) {
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }), nil
+}
+
 // withConn runs f with an nftables connection into the network namespace at netnsPath.
 func withConn(netnsPath string, f func(*nftables.Conn) error) error {
 	ns, err := os.Open(netnsPath)
@@ -73,11 +116,40 @@ func withConn(netnsPath string, f func(*nftables.Conn) error) error {
 		return fmt.Errorf("netns %s: opening: %w", netnsPath, err)
 	}
 	defer ns.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())))
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())), nftables.WithSockOptions(largeBuffers))
 	if err != nil {
 		return fmt.Errorf("netns %s: nftables connection: %w", netnsPath, err)
 	}
 	return f(c)
+}
+
+// socketBuffer is the most a netlink socket may queue each way. A transaction goes out in
+// one message and its acknowledgements (one a rule or set) come back before they are read:
+// the default buffers hold a few hundred rules. Memory is only used as it is queued.
+const socketBuffer = 32 << 20
+
+// largeBuffers lifts the buffer limits of the socket, beyond the system's maximum (what
+// programming a netns needs, CAP_NET_ADMIN, lets it).
+func largeBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+			if serr == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, socketBuffer)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink socket buffers: %w", serr)
+	}
+	return nil
 }
 
 // validate checks what the kernel would reject late or what would make two chains collide.

@@ -206,3 +206,24 @@ func TestReplaceIsAtomic(t *testing.T) {
 		t.Errorf("%d of %d datagrams answered while the table was replaced", got, n)
 	}
 }
+
+// TestFirstProgramNeverMerges: the cheap path for a netns without the table creates it
+// exclusively, so a table that appeared meanwhile fails that transaction (and Program then
+// replaces it) rather than being merged into.
+func TestFirstProgramNeverMerges(t *testing.T) {
+	testbed.RequireRoot(t)
+	netns := testbed.NewNetNS(t)
+	program(t, netns.Path(), compile.Ruleset{IfName: "net1", Ingress: denyAll})
+	rs := []compile.Ruleset{{IfName: "net2", Egress: denyAll}}
+	err := withConn(netns.Path(), func(c *nftables.Conn) error { return commit(c, false, rs, Options{}) })
+	if err == nil {
+		t.Fatal("creating the table where it exists succeeded")
+	}
+	got, err := Read(netns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].IfName != "net1" {
+		t.Errorf("after a failed create: %+v, want net1 ingress alone", got)
+	}
+}

@@ -34,14 +34,11 @@ func Read(netnsPath string) ([]Chain, error) {
 }
 
 func readTable(c *nftables.Conn) ([]Chain, error) {
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
+	exists, err := hasTable(c)
+	if err != nil || !exists {
 		return nil, err
 	}
-	i := slices.IndexFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName })
-	if i < 0 {
-		return nil, nil
-	}
+	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, err
@@ -51,7 +48,7 @@ func readTable(c *nftables.Conn) ([]Chain, error) {
 		if ch.Table.Name != TableName {
 			continue
 		}
-		got, ok, err := readChain(c, tables[i], ch)
+		got, ok, err := readChain(c, table, ch)
 		if err != nil {
 			return nil, err
 		}

@@ -39,6 +39,8 @@ type batch struct {
 	c     *nftables.Conn
 	table *nftables.Table
 	setID uint32 // the last anonymous set's id; ids are only meaningful inside one batch
+	// create: the table is not there; adding it must fail should it be there by then.
+	create bool
 }
 
 func newBatch(c *nftables.Conn) *batch {
@@ -66,7 +68,11 @@ func (b *batch) program(rs []compile.Ruleset, o Options) error {
 	if len(in) == 0 && len(out) == 0 {
 		return nil
 	}
-	b.c.AddTable(b.table)
+	if b.create {
+		b.c.CreateTable(b.table)
+	} else {
+		b.c.AddTable(b.table)
+	}
 	if err := b.direction(ingress, in, func(r compile.Ruleset) *compile.Direction { return r.Ingress }, o); err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func echoServers(t *testing.T, netns ns.NetNS, addrs ...string) {
 			t.Cleanup(func() { tl.Close() })
 			ul, err = net.ListenPacket("udp", a)
 			if err == nil {
-				t.Cleanup(func() { ul.Close() })
+				t.Cleanup(func() { _ = ul.Close() })
 			}
 			return err
 		})
@@ -268,7 +268,7 @@ func ping(src, dst netip.Addr, wait time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	id := byte(time.Now().UnixNano())
 	msg := []byte{request, 0, 0, 0, 0x4d, id, 0, 1}
 	if dst.Is4() {
