@@ -133,6 +133,19 @@ func TestIngressTruthTable(t *testing.T) {
 			in("tcp", cliA, 7001, true), in("tcp", cliA, 7002, false), in("tcp", cliB, 7001, false),
 		},
 	}, {
+		// One set of addresses per family, shared by the rules of the two port ranges.
+		name: "allow by prefixes and two port ranges",
+		ingress: allow(compile.Allow{
+			Addrs: prefixes("10.1.0.0/31", "10.1.0.2/32", "10.1.0.4/30", "fd01::2/128", "fd01::8/125"),
+			Ports: []compile.PortRange{ports(spec.TCP, 7001, 0), ports(spec.UDP, 7003, 7004)},
+		}),
+		probes: []func(*topology) probe{
+			in("tcp", cliA, 7001, true), in("udp", cliA, 7004, true), in("udp", cliC, 7003, true),
+			in("tcp", cliA6, 7001, true), in("udp", cliA6, 7003, true),
+			in("tcp", cliB, 7001, false), in("udp", cliB, 7003, false), in("tcp", cliC, 7002, false),
+			in("udp", cliA, 7001, false), in("tcp", cliB6, 7001, false), in("udp", cliB6, 7004, false),
+		},
+	}, {
 		name:    "deny all leaves the interface without rules alone",
 		ingress: denyAll,
 		probes: []func(*topology) probe{

@@ -31,6 +31,7 @@ const (
 
 // ipFamily is what an address match needs to know of IPv4 or IPv6.
 type ipFamily struct {
+	name    string
 	nfproto byte
 	key     nftables.SetDatatype
 	offset  [2]uint32 // of the source and the destination address in the network header
@@ -38,8 +39,8 @@ type ipFamily struct {
 }
 
 var (
-	ipv4 = ipFamily{nfproto: unix.NFPROTO_IPV4, key: nftables.TypeIPAddr, offset: [2]uint32{12, 16}, len: 4}
-	ipv6 = ipFamily{nfproto: unix.NFPROTO_IPV6, key: nftables.TypeIP6Addr, offset: [2]uint32{8, 24}, len: 16}
+	ipv4 = ipFamily{name: "ip", nfproto: unix.NFPROTO_IPV4, key: nftables.TypeIPAddr, offset: [2]uint32{12, 16}, len: 4}
+	ipv6 = ipFamily{name: "ip6", nfproto: unix.NFPROTO_IPV6, key: nftables.TypeIP6Addr, offset: [2]uint32{8, 24}, len: 16}
 )
 
 // family is the address ranges of one family an Allow matches.
@@ -49,8 +50,8 @@ type family struct {
 }
 
 // addrMatch is `meta nfproto ipvX ipX saddr|daddr <ranges>`: a comparison for one range, an
-// anonymous interval set for more.
-func (b *batch) addrMatch(f addrField, fam family) ([]expr.Any, error) {
+// interval set (named: the rules of each port range share it) for more.
+func (b *batch) addrMatch(f addrField, fam family, set string) ([]expr.Any, error) {
 	m := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fam.nfproto}},
@@ -59,7 +60,7 @@ func (b *batch) addrMatch(f addrField, fam family) ([]expr.Any, error) {
 	if len(fam.ranges) == 1 {
 		return append(m, inRange(fam.ranges[0].first.AsSlice(), fam.ranges[0].last.AsSlice())), nil
 	}
-	s, err := b.anonSet(fam.key, true, intervalElements(fam.ranges))
+	s, err := b.intervalSet(set, fam.key, intervalElements(fam.ranges))
 	if err != nil {
 		return nil, err
 	}

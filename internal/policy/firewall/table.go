@@ -38,7 +38,7 @@ var (
 type batch struct {
 	c     *nftables.Conn
 	table *nftables.Table
-	setID uint32 // the last anonymous set's id; ids are only meaningful inside one batch
+	setID uint32 // the last set's id; ids are only meaningful inside one batch
 	// create: the table is not there; adding it must fail should it be there by then.
 	create bool
 }
@@ -103,7 +103,7 @@ func (b *batch) chain(ch *nftables.Chain, d direction, dir *compile.Direction, o
 		b.rule(ch, m, accept())
 	}
 	for i, a := range dir.Allow {
-		if err := b.allow(ch, d, a); err != nil {
+		if err := b.allow(ch, d, i, a); err != nil {
 			return fmt.Errorf("allow %d: %w", i, err)
 		}
 	}
@@ -111,8 +111,9 @@ func (b *batch) chain(ch *nftables.Chain, d direction, dir *compile.Direction, o
 	return nil
 }
 
-// allow queues the rules of one Allow: one per address family and port range.
-func (b *batch) allow(ch *nftables.Chain, d direction, a compile.Allow) error {
+// allow queues the rules of the i-th Allow: one per address family and port range. The
+// rules of one family share the set of its addresses.
+func (b *batch) allow(ch *nftables.Chain, d direction, i int, a compile.Allow) error {
 	ports, err := portMatches(a.Ports)
 	if err != nil {
 		return err
@@ -131,11 +132,11 @@ func (b *batch) allow(ch *nftables.Chain, d direction, a compile.Allow) error {
 		if len(fam.ranges) == 0 {
 			continue
 		}
+		m, err := b.addrMatch(d.remote, fam, fmt.Sprintf("%s-%d-%s", ch.Name, i, fam.name))
+		if err != nil {
+			return err
+		}
 		for _, p := range ports {
-			m, err := b.addrMatch(d.remote, fam)
-			if err != nil {
-				return err
-			}
 			b.rule(ch, m, p, accept())
 		}
 	}
@@ -151,15 +152,12 @@ func (b *batch) rule(ch *nftables.Chain, parts ...[]expr.Any) {
 	b.c.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: exprs})
 }
 
-// anonSet queues a constant anonymous set (each may back one lookup only) and returns it.
-func (b *batch) anonSet(key nftables.SetDatatype, interval bool, elems []nftables.SetElement) (*nftables.Set, error) {
+// intervalSet queues a constant set of address intervals, for the lookups of one allow.
+func (b *batch) intervalSet(name string, key nftables.SetDatatype, elems []nftables.SetElement) (*nftables.Set, error) {
 	b.setID++
-	s := &nftables.Set{
-		Table: b.table, ID: b.setID, Name: "__set%d",
-		Anonymous: true, Constant: true, Interval: interval, KeyType: key,
-	}
+	s := &nftables.Set{Table: b.table, ID: b.setID, Name: name, Constant: true, Interval: true, KeyType: key}
 	if err := b.c.AddSet(s, elems); err != nil {
-		return nil, fmt.Errorf("set: %w", err)
+		return nil, fmt.Errorf("set %s: %w", name, err)
 	}
 	return s, nil
 }
