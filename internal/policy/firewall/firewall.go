@@ -43,7 +43,7 @@ func Program(netnsPath string, rs []compile.Ruleset, o Options) error {
 			return fmt.Errorf("netns %s: listing tables: %w", netnsPath, err)
 		}
 		err = commit(c, exists, rs, o)
-		if err != nil && !exists {
+		if !exists && errors.Is(err, unix.EEXIST) {
 			// The table appeared between the listing and the transaction: replace it.
 			err = commit(c, true, rs, o)
 		}

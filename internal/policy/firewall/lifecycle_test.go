@@ -11,6 +11,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
 
 	"github.com/multinet/multinet/internal/policy/compile"
 	"github.com/multinet/multinet/internal/policy/spec"
@@ -216,8 +217,8 @@ func TestFirstProgramNeverMerges(t *testing.T) {
 	program(t, netns.Path(), compile.Ruleset{IfName: "net1", Ingress: denyAll})
 	rs := []compile.Ruleset{{IfName: "net2", Egress: denyAll}}
 	err := withConn(netns.Path(), func(c *nftables.Conn) error { return commit(c, false, rs, Options{}) })
-	if err == nil {
-		t.Fatal("creating the table where it exists succeeded")
+	if !errors.Is(err, unix.EEXIST) {
+		t.Fatalf("creating the table where it exists: %v, want EEXIST", err)
 	}
 	got, err := Read(netns.Path())
 	if err != nil {

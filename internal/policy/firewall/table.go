@@ -79,8 +79,12 @@ func (b *batch) program(rs []compile.Ruleset, o Options) error {
 	return b.direction(egress, out, func(r compile.Ruleset) *compile.Direction { return r.Egress }, o)
 }
 
-// direction queues the base chain of d and, for each ruleset, its interface's chain and jump.
+// direction queues, when some ruleset isolates d, its base chain, and for each ruleset its
+// interface's chain and the jump to it.
 func (b *batch) direction(d direction, rs []compile.Ruleset, of func(compile.Ruleset) *compile.Direction, o Options) error {
+	if len(rs) == 0 {
+		return nil
+	}
 	base := b.c.AddChain(&nftables.Chain{
 		Name: d.base, Table: b.table, Type: nftables.ChainTypeFilter,
 		Hooknum: d.hook, Priority: nftables.ChainPriorityFilter, Policy: policyAccept(),
