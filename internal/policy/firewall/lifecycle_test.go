@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
 	"github.com/multinet/multinet/internal/policy/compile"
@@ -227,4 +230,59 @@ func TestFirstProgramNeverMerges(t *testing.T) {
 	if len(got) != 1 || got[0].IfName != "net1" {
 		t.Errorf("after a failed create: %+v, want net1 ingress alone", got)
 	}
+}
+
+// TestTableLayout reads back the layout others rely on: base chains input and output
+// (filter, priority filter, policy accept) jumping to in-<ifname> and out-<ifname>.
+func TestTableLayout(t *testing.T) {
+	testbed.RequireRoot(t)
+	netns := testbed.NewNetNS(t)
+	program(t, netns.Path(),
+		compile.Ruleset{IfName: "net1", Ingress: denyAll, Egress: denyAll},
+		compile.Ruleset{IfName: "net2", Egress: allow(compile.Allow{Any: true})},
+		compile.Ruleset{IfName: "net3"},
+	)
+	got := map[string][]string{} // chain: its hook and the chains its rules jump to
+	err := withConn(netns.Path(), func(c *nftables.Conn) error {
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return err
+		}
+		for _, ch := range chains {
+			got[ch.Name] = append(got[ch.Name], describeHook(ch))
+			rules, err := c.GetRules(ch.Table, ch)
+			if err != nil {
+				return err
+			}
+			for _, r := range rules {
+				for _, e := range r.Exprs {
+					if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictJump {
+						got[ch.Name] = append(got[ch.Name], v.Chain)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"input":    {"filter hook 1 priority 0 policy accept", "in-net1"},
+		"output":   {"filter hook 3 priority 0 policy accept", "out-net1", "out-net2"},
+		"in-net1":  {"regular"},
+		"out-net1": {"regular"},
+		"out-net2": {"regular"},
+	}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("layout:\n got %v\nwant %v", got, want)
+	}
+}
+
+func describeHook(ch *nftables.Chain) string {
+	if ch.Hooknum == nil || ch.Priority == nil || ch.Policy == nil {
+		return "regular"
+	}
+	policy := map[nftables.ChainPolicy]string{nftables.ChainPolicyAccept: "accept", nftables.ChainPolicyDrop: "drop"}
+	return fmt.Sprintf("%s hook %d priority %d policy %s", ch.Type, *ch.Hooknum, *ch.Priority, policy[*ch.Policy])
 }
