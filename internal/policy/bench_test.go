@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/tabwriter"
@@ -46,15 +45,14 @@ func BenchmarkPolicyChange(b *testing.B) {
 			c.onPolicy(nil, benchPolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("app%d", i%10), 1000+i))
 		}
 		waitIdle(b, c)
+		drain(synced)
 		var took []time.Duration
 		cpu := cpuTime()
 		for i := range benchChanges {
-			before := synced.Load()
 			start := time.Now()
-			all := benchPolicy("all", "", 2000+i)
-			c.onPolicy(nil, all)
-			for synced.Load() < before+benchPods {
-				runtime.Gosched()
+			c.onPolicy(nil, benchPolicy("all", "", 2000+i))
+			for range benchPods {
+				<-synced
 			}
 			took = append(took, time.Since(start))
 		}
@@ -76,11 +74,15 @@ func BenchmarkPolicyChange(b *testing.B) {
 // programmed into a fresh network namespace.
 func BenchmarkEnforce(b *testing.B) {
 	testbed.RequireRoot(b)
-	c, _ := benchController(b)
+	c, synced := benchController(b)
 	for i := range benchPolicies {
 		c.onPolicy(nil, benchPolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("app%d", i%10), 1000+i))
 	}
 	waitIdle(b, c)
+	go func() {
+		for range synced {
+		}
+	}()
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -93,12 +95,12 @@ func BenchmarkEnforce(b *testing.B) {
 }
 
 // benchController is a running controller on benchPods sandboxes of namespace "bench",
-// each with net1 on network bench/blue, and a counter of sandboxes programmed.
-func benchController(b *testing.B) (*Controller, *atomic.Int64) {
-	var synced atomic.Int64
-	c := New(Config{Workers: 4}, Deps{Pods: benchPodSource{}, Firewall: Kernel{}, Events: recordedEvents{},
+// each with net1 on network bench/blue, and a channel told of each sandbox programmed.
+func benchController(b testing.TB) (*Controller, chan struct{}) {
+	synced := make(chan struct{}, 100*benchPods)
+	c := New(Config{}, Deps{Pods: benchPodSource{}, Firewall: Kernel{}, Events: recordedEvents{},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Observe: Observer{Sync: func(time.Duration, error) { synced.Add(1) }}})
+		Observe: Observer{Sync: func(time.Duration, error) { synced <- struct{}{} }}})
 	c.on = true
 	close(c.ready)
 	c.st.setNamespace("bench", map[string]string{"kubernetes.io/metadata.name": "bench"}, false)
@@ -111,11 +113,22 @@ func benchController(b *testing.B) (*Controller, *atomic.Int64) {
 			b.Fatal(err)
 		}
 	}
-	return c, &synced
+	return c, synced
+}
+
+// drain empties ch.
+func drain(ch chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
 }
 
 // benchRecord is the record of a sandbox with net1 on bench/blue, in a fresh netns.
-func benchRecord(b *testing.B, i int) *checkpoint.Sandbox {
+func benchRecord(b testing.TB, i int) *checkpoint.Sandbox {
 	netns := testbed.NewNetNS(b)
 	res := fmt.Sprintf(`{"cniVersion":"1.0.0","ips":[{"address":"10.70.%d.%d/16"}]}`, i/250, i%250+1)
 	return &checkpoint.Sandbox{ContainerID: fmt.Sprintf("c%d", i), Netns: netns.Path(), PodNamespace: "bench",
