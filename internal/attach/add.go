@@ -41,7 +41,11 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 	}
 	sb, err := m.attachAll(ctx, req, delegates)
 	if err != nil {
-		m.warn(req, status.ReasonNetworkSetupFailed, err)
+		reason := status.ReasonNetworkSetupFailed
+		if errors.Is(err, ErrPolicy) {
+			reason = status.ReasonNetworkPolicyFailed
+		}
+		m.warn(req, reason, err)
 		return nil, err
 	}
 	done = m.phase(ctx, "ADD", "publish")
@@ -183,9 +187,29 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 	}
 	done()
 	done = func() {}
+	if err := m.enforce(ctx, req, sb); err != nil {
+		return nil, err
+	}
 	success = true
 	defer m.phase(ctx, req.Command, "record")()
 	return sb, m.Store.Update(sb)
+}
+
+// ErrPolicy marks an ADD or plug failed because the network policy of its interfaces could
+// not be programmed.
+var ErrPolicy = errors.New("network policy not programmed")
+
+// enforce programs the network policy of the sandbox's interfaces (when multinetd enforces
+// it) before the ADD or plug returns: an interface never runs unfiltered.
+func (m *Manager) enforce(ctx context.Context, req *request, sb *checkpoint.Sandbox) error {
+	if m.Policy == nil {
+		return nil
+	}
+	defer m.phase(ctx, req.Command, "policy")()
+	if err := m.Policy.Enforce(ctx, sb); err != nil {
+		return fmt.Errorf("pod %s: %w: %w", req.pod, ErrPolicy, err)
+	}
+	return nil
 }
 
 // attachMode is the key of an attachment's Meta that says "serial" for a network that runs

@@ -52,6 +52,15 @@ type RouteSetter interface {
 	DefaultRoutes(netnsPath string) ([]routes.DefaultRoute, error)
 }
 
+// Policy programs the network policy of a sandbox's secondary interfaces (package policy).
+type Policy interface {
+	// Enforce puts the rules of every interface of the record in place; an error fails the
+	// ADD or plug, which is undone.
+	Enforce(ctx context.Context, sb *checkpoint.Sandbox) error
+	// Forget drops a sandbox whose networks were all DELed.
+	Forget(containerID, netns string)
+}
+
 // Config is what the node's operator chose.
 type Config struct {
 	ConfDir        string // CNI conf dir: where the cluster default network is found
@@ -75,7 +84,9 @@ type Deps struct {
 	Annotations StatusWriter
 	Events      status.EventRecorder
 	Routes      RouteSetter
-	Log         *slog.Logger
+	// Policy, when set, enforces MultiNetworkPolicy on the interfaces ADD and plug attach.
+	Policy Policy
+	Log    *slog.Logger
 	// AfterAdd, when set, is told of each pod sandbox ADDed and the networks annotation value
 	// that ADD planned from, so that an edit made while it ran is applied right after.
 	AfterAdd func(namespace, name, annotation string)

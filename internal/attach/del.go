@@ -59,6 +59,9 @@ func (m *Manager) delSandboxOf(ctx context.Context, containerID, netns string, p
 	if err := m.detachAll(ctx, sb, ifnames); err != nil {
 		return fmt.Errorf("pod %s: %w", podOf(sb), err)
 	}
+	if m.Policy != nil {
+		m.Policy.Forget(containerID, sb.Netns)
+	}
 	m.Log.Info("detached", "pod", podOf(sb).String(), "containerID", containerID)
 	return nil
 }

@@ -173,7 +173,14 @@ func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandb
 		m.Log.Info("unplugged", "pod", req.pod.String(), "network", network, "ifname", ifnames[i], "containerID", sb.ContainerID)
 		m.Events.Normal(podRef(req.pod), status.ReasonUnplugged, fmt.Sprintf("Unplugged %s from %s", ifnames[i], network))
 	}
-	return errors.Join(append(errs, m.save(sb))...)
+	gone := len(ifnames) - len(errs)
+	errs = append(errs, m.save(sb))
+	if m.Policy != nil && gone > 0 { // the rules of what was unplugged go with it
+		if err := m.Policy.Enforce(ctx, sb); err != nil {
+			m.warn(req, status.ReasonUnplugFailed, fmt.Errorf("pod %s: unplugged, but the network policy of the interfaces left was not reprogrammed: %w", req.pod, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // plug ADDs the networks nets[idx...] on the lowest free interface names (or their own), one

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
@@ -40,6 +41,7 @@ import (
 	"github.com/multinet/multinet/internal/kubeconfig"
 	"github.com/multinet/multinet/internal/metrics"
 	"github.com/multinet/multinet/internal/podinfo"
+	"github.com/multinet/multinet/internal/policy"
 	"github.com/multinet/multinet/internal/routes"
 	"github.com/multinet/multinet/internal/server"
 	"github.com/multinet/multinet/internal/status"
@@ -101,6 +103,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 		IPAMDNS: leases.DNS, ObservePhase: m.ObservePhase,
 	})
+	pol := policyFor(o, pods, store, events, m, log)
+	if pol != nil {
+		mgr.Policy = pol
+	}
 	runHotplug, err := hotplugFor(o, pods, mgr, m, log)
 	if err != nil {
 		return err
@@ -113,6 +119,17 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
 	labelled(ctx, "informers", pods.Start)
+	if pol != nil {
+		src, err := policySources(o, cfg, client, pods)
+		if err != nil {
+			return err
+		}
+		go labelled(ctx, "policy", func(ctx context.Context) {
+			if pods.WaitForSync(ctx) {
+				pol.Run(ctx, src)
+			}
+		})
+	}
 	synced, reconciled := make(chan struct{}), make(chan struct{})
 	go labelled(ctx, "hotplug", func(ctx context.Context) {
 		defer close(reconciled)
@@ -212,6 +229,30 @@ func hotplugFor(o Options, pods *podinfo.Source, mgr *attach.Manager, m *metrics
 		mgr.AfterAdd, mgr.ObserveHotplug = ctl.AfterAdd, m.ObserveHotplug
 	}
 	return ctl.Run, nil
+}
+
+// policyFor builds the MultiNetworkPolicy controller (nil when --network-policy is off).
+func policyFor(o Options, pods *podinfo.Source, store *checkpoint.Store, events status.EventRecorder, m *metrics.Metrics, log *slog.Logger) *policy.Controller {
+	if !o.NetworkPolicy {
+		return nil
+	}
+	return policy.New(policy.Config{AcceptICMPEcho: o.PolicyAcceptICMPEcho}, policy.Deps{
+		Pods: pods, Sandboxes: store, Firewall: policy.Kernel{}, Events: events, Log: log,
+		Observe: policy.Observer{Sync: m.ObservePolicySync, Policies: m.Policies, Programmed: m.PolicySandboxes},
+	})
+}
+
+// policySources are the API clients the policy controller watches through.
+func policySources(o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source) (policy.Sources, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return policy.Sources{}, fmt.Errorf("MultiNetworkPolicy client: %w", err)
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return policy.Sources{}, fmt.Errorf("namespace client: %w", err)
+	}
+	return policy.Sources{Dynamic: dyn, Metadata: meta, Pods: client, Node: o.NodeName, LocalPods: pods.PodInformer}, nil
 }
 
 // republishOnly reconciles the network-status of pods, not their interfaces (hot plug off).

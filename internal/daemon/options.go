@@ -58,6 +58,12 @@ type Options struct {
 	// StatusDrainTimeout bounds how long a stopping daemon waits for the network-status writes
 	// still pending once its last request is answered.
 	StatusDrainTimeout metav1.Duration `json:"statusDrainTimeout,omitempty"`
+	// NetworkPolicy enforces MultiNetworkPolicy (when its CRD is served) with nftables in
+	// each pod's network namespace.
+	NetworkPolicy bool `json:"networkPolicy"`
+	// PolicyAcceptICMPEcho lets ICMP and ICMPv6 echo (ping) through directions that
+	// policies isolate.
+	PolicyAcceptICMPEcho bool `json:"policyAcceptICMPEcho,omitempty"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -81,6 +87,7 @@ func Defaults() Options {
 		ResyncInterval:     metav1.Duration{Duration: 5 * time.Minute},
 		StatusGiveUpAfter:  metav1.Duration{Duration: 10 * time.Minute},
 		StatusDrainTimeout: metav1.Duration{Duration: 10 * time.Second},
+		NetworkPolicy:      true,
 	}
 }
 
@@ -114,6 +121,8 @@ func Parse(args []string) (Options, error) {
 	fs.DurationVar(&o.ResyncInterval.Duration, "resync-interval", o.ResyncInterval.Duration, "how often every running pod is reconciled again: hot plug, and network-status written again where it differs from the record")
 	fs.DurationVar(&o.StatusGiveUpAfter.Duration, "status-give-up-after", o.StatusGiveUpAfter.Duration, "how long a failed network-status write is retried before it is given up (the next resync writes it again)")
 	fs.DurationVar(&o.StatusDrainTimeout.Duration, "status-drain-timeout", o.StatusDrainTimeout.Duration, "on SIGTERM, once the last request is answered, how long to wait for the network-status writes still pending (those left are written after the next start)")
+	fs.BoolVar(&o.NetworkPolicy, "network-policy", o.NetworkPolicy, "enforce MultiNetworkPolicy (k8s.cni.cncf.io) on secondary interfaces, with nftables in each pod's network namespace, once its CRD is served (false: not enforced)")
+	fs.BoolVar(&o.PolicyAcceptICMPEcho, "policy-accept-icmp-echo", o.PolicyAcceptICMPEcho, "let ICMP and ICMPv6 echo (ping) through directions that MultiNetworkPolicies isolate (false: NetworkPolicy semantics, only what a rule allows)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -25,6 +25,7 @@ type Metrics struct {
 	dhcp     dhcpMetrics
 	hotplug  hotplugMetrics
 	ipam     ipamMetrics
+	policy   policyMetrics
 	ready    atomic.Bool
 
 	mu     sync.Mutex
@@ -49,6 +50,14 @@ type ipamMetrics struct {
 	releases    prometheus.Counter
 	claimed     prometheus.Counter
 	reclaimed   *prometheus.CounterVec
+}
+
+// policyMetrics are MultiNetworkPolicy enforcement's instruments.
+type policyMetrics struct {
+	policies  prometheus.Gauge
+	sandboxes prometheus.Gauge
+	syncs     *prometheus.HistogramVec
+	failures  prometheus.Counter
 }
 
 // dhcpMetrics are the lease manager's instruments.
@@ -126,6 +135,7 @@ func New() *Metrics {
 	for _, k := range []string{"pod", "hold", "node"} {
 		m.ipam.reclaimed.WithLabelValues(k)
 	}
+	m.policy = newPolicyMetrics()
 	m.ipam.allocations.WithLabelValues("local")
 	m.ipam.allocations.WithLabelValues("borrowed")
 	m.dhcp.renewals.WithLabelValues("ok")
@@ -133,6 +143,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.api, m.dhcp.held, m.dhcp.renewals, m.dhcp.lost,
 		m.hotplug.operations, m.hotplug.reconciles, m.phases,
 		m.ipam.allocations, m.ipam.releases, m.ipam.claimed, m.ipam.reclaimed,
+		m.policy.policies, m.policy.sandboxes, m.policy.syncs, m.policy.failures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -164,6 +175,42 @@ func result(err error) string {
 	}
 	return "success"
 }
+
+func newPolicyMetrics() policyMetrics {
+	p := policyMetrics{
+		policies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "multinet_policies", Help: "MultiNetworkPolicies multinetd knows (valid ones).",
+		}),
+		sandboxes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "multinet_policy_sandboxes", Help: "Sandboxes of this node with MultiNetworkPolicy rules programmed.",
+		}),
+		syncs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "multinet_policy_sync_duration_seconds",
+			Help:    "Time to compute and program one sandbox's MultiNetworkPolicy rules, by result (success, error).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"result"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "multinet_policy_failures_total", Help: "Attempts to program a sandbox's MultiNetworkPolicy rules that failed.",
+		}),
+	}
+	p.syncs.WithLabelValues("success")
+	p.syncs.WithLabelValues("error")
+	return p
+}
+
+// ObservePolicySync records one sandbox's rules computed and programmed.
+func (m *Metrics) ObservePolicySync(took time.Duration, err error) {
+	m.policy.syncs.WithLabelValues(result(err)).Observe(took.Seconds())
+	if err != nil {
+		m.policy.failures.Inc()
+	}
+}
+
+// Policies sets the number of MultiNetworkPolicies known.
+func (m *Metrics) Policies(n int) { m.policy.policies.Set(float64(n)) }
+
+// PolicySandboxes sets the number of sandboxes with rules programmed.
+func (m *Metrics) PolicySandboxes(n int) { m.policy.sandboxes.Set(float64(n)) }
 
 // DHCPLeasesHeld sets the number of leases the lease manager holds.
 func (m *Metrics) DHCPLeasesHeld(n int) { m.dhcp.held.Set(float64(n)) }

@@ -107,8 +107,8 @@ func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.Watc
 	return inf
 }
 
-// trimPod keeps what multinet reads of a pod: its identity, annotations, controller, deletion mark,
-// node and phase.
+// trimPod keeps what multinet reads of a pod: its identity, labels, annotations, controller,
+// deletion mark, node, phase and named container ports.
 func trimPod(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
 		ctl := metav1.GetControllerOfNoCopy(pod) // multinet-ipam holds a StatefulSet pod's addresses
@@ -116,10 +116,27 @@ func trimPod(obj any) (any, error) {
 		if ctl != nil {
 			pod.OwnerReferences = []metav1.OwnerReference{*ctl}
 		}
-		pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName}
+		pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName, Containers: namedPorts(pod.Spec.Containers)}
 		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase}
 	}
 	return obj, nil
+}
+
+// namedPorts keeps, of containers, the named ports (MultiNetworkPolicy resolves them).
+func namedPorts(cs []corev1.Container) []corev1.Container {
+	var out []corev1.Container
+	for _, c := range cs {
+		var ports []corev1.ContainerPort
+		for _, p := range c.Ports {
+			if p.Name != "" {
+				ports = append(ports, corev1.ContainerPort{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
+			}
+		}
+		if len(ports) > 0 {
+			out = append(out, corev1.Container{Name: c.Name, Ports: ports})
+		}
+	}
+	return out
 }
 
 // trimNAD keeps a NAD's identity, annotations and config.

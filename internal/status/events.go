@@ -18,6 +18,9 @@ const (
 	ReasonAddedInterface = "AddedInterface"
 	// ReasonNetworkSetupFailed (Warning): a delegate ADD failed.
 	ReasonNetworkSetupFailed = "NetworkSetupFailed"
+	// ReasonNetworkPolicyFailed (Warning): the MultiNetworkPolicy rules of an interface could
+	// not be programmed (the ADD or plug fails; for a running pod, it is retried).
+	ReasonNetworkPolicyFailed = "NetworkPolicyFailed"
 	// ReasonNetworkTeardownFailed (Warning): a delegate DEL failed.
 	ReasonNetworkTeardownFailed = "NetworkTeardownFailed"
 	// ReasonAttachmentDropped (Warning): an attachment whose ADD never
