@@ -99,7 +99,7 @@ func BenchmarkEnforce(b *testing.B) {
 func benchController(b testing.TB) (*Controller, chan struct{}) {
 	synced := make(chan struct{}, 100*benchPods)
 	c := New(Config{}, Deps{Pods: benchPodSource{}, Firewall: Kernel{}, Events: recordedEvents{},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observe: Observer{Sync: func(time.Duration, error) { synced <- struct{}{} }}})
 	c.on = true
 	close(c.ready)

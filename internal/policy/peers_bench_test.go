@@ -60,7 +60,7 @@ func samplePod(i int) *corev1.Pod {
 		},
 		Spec: corev1.PodSpec{NodeName: fmt.Sprintf("node-%d", i%100), Containers: []corev1.Container{{
 			Name: "web", Image: "registry.example/shop/web:1.4.2",
-			Ports: []corev1.ContainerPort{{Name: "iscsi", ContainerPort: 3260, Protocol: corev1.ProtocolTCP}},
+			Ports:     []corev1.ContainerPort{{Name: "iscsi", ContainerPort: 3260, Protocol: corev1.ProtocolTCP}},
 			Resources: corev1.ResourceRequirements{}, TerminationMessagePath: "/dev/termination-log",
 		}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.1.2", HostIP: "192.168.1.10",
