@@ -95,33 +95,38 @@ func (w *policyWorld) waitServed(t *testing.T, want string) {
 	t.Fatalf("%s: %q served after 30s, want %q", mnpCRD, v, want)
 }
 
-// ensureCRD installs a CRD of MultiNetworkPolicy (both versions, no schema) unless the
-// control plane has one already (from deploy/crds), and waits until v1beta2 is served.
-func (w *policyWorld) ensureCRD(t *testing.T) string {
+// ensureCRD installs a CRD of MultiNetworkPolicy serving both versions unless the control
+// plane has one already (from deploy/crds), and waits until v1beta2 is served.
+func (w *policyWorld) ensureCRD(t *testing.T) {
 	_, err := w.dyn.Resource(crdResource).Get(testbed.Ctx(t), mnpCRD, metav1.GetOptions{})
-	if err == nil {
-		w.waitServed(t, spec.V1beta2)
-		return spec.V1beta2
+	if apierrors.IsNotFound(err) {
+		w.installCRD(t, spec.V1beta1, spec.V1beta2)
+		return
 	}
-	if !apierrors.IsNotFound(err) {
+	if err != nil {
 		t.Fatal(err)
 	}
-	version := func(name string, storage bool) map[string]any {
-		return map[string]any{"name": name, "served": true, "storage": storage, "schema": map[string]any{"openAPIV3Schema": map[string]any{
-			"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
+	w.waitServed(t, spec.V1beta2)
+}
+
+// installCRD creates a CRD of MultiNetworkPolicy serving versions (no schema; the last one
+// stored) and waits until the newest is served.
+func (w *policyWorld) installCRD(t *testing.T, versions ...string) {
+	var vs []any
+	for i, v := range versions {
+		vs = append(vs, map[string]any{"name": v, "served": true, "storage": i == len(versions)-1,
+			"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
 	}
 	crd := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
 		"metadata": map[string]any{"name": mnpCRD},
-		"spec": map[string]any{"group": spec.Group, "scope": "Namespaced",
-			"names":    map[string]any{"plural": spec.Resource, "singular": "multi-networkpolicy", "kind": spec.Kind, "shortNames": []any{"multi-policy"}},
-			"versions": []any{version(spec.V1beta1, false), version(spec.V1beta2, true)}},
+		"spec": map[string]any{"group": spec.Group, "scope": "Namespaced", "versions": vs,
+			"names": map[string]any{"plural": spec.Resource, "singular": "multi-networkpolicy", "kind": spec.Kind}},
 	}}
 	if _, err := w.dyn.Resource(crdResource).Create(testbed.Ctx(t), crd, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w.waitServed(t, spec.V1beta2)
-	return spec.V1beta2
+	w.waitServed(t, versions[len(versions)-1])
 }
 
 // readyDaemon creates a Running, Ready stand-in for the node's multinetd pod, so that
@@ -171,7 +176,8 @@ func wideRow(out, pod, ifname string) string {
 
 // TestKubectlMultinetPolicies shows which MultiNetworkPolicies select each interface: in
 // status (-o wide, json) and in diagnose's Policies section with its warnings, against a
-// real apiserver; and that without the CRD both go on, with nothing to show.
+// real apiserver; that without the CRD both go on, with nothing to show; and that v1beta1
+// is read where v1beta2 is not served.
 func TestKubectlMultinetPolicies(t *testing.T) {
 	cp := testbed.StartControlPlane(t)
 	dyn, err := dynamic.NewForConfig(cp.Config)
@@ -189,7 +195,8 @@ func TestKubectlMultinetPolicies(t *testing.T) {
 	w.pod(t, "bystander", "other", "blue", "net1 p/blue 10.20.1.5")
 	k := &kubectl{t: t, kubeconfig: cp.Kubeconfig, namespace: w.ns}
 
-	version := w.ensureCRD(t)
+	w.ensureCRD(t)
+	version := spec.V1beta2
 	w.policy(t, version, "allow-client", "blue", `{"podSelector":{"matchLabels":{"app":"server"}},
 		"ingress":[{"from":[{"podSelector":{"matchLabels":{"app":"client"}}}],"ports":[{"port":"http"}]}]}`)
 	w.policy(t, version, "deny-egress", "p/blue", `{"podSelector":{"matchLabels":{"app":"server"}},"policyTypes":["Egress"]}`)
@@ -258,5 +265,16 @@ func TestKubectlMultinetPolicies(t *testing.T) {
 			}
 		}
 		k.want(0, []string{"\nPolicies:\n        MultiNetworkPolicy is not served (no CRD): no policy applies\n"}, "diagnose", "server")
+	})
+
+	t.Run("V1beta1Only", func(t *testing.T) {
+		k.t = t
+		w.installCRD(t, spec.V1beta1)
+		w.policy(t, spec.V1beta1, "allow-client", "blue", `{"podSelector":{"matchLabels":{"app":"server"}},"ingress":[{}]}`)
+		if got := policiesOf(t, k.want(0, nil, "status", "server", "-o", "json"))["server net1"]; !slices.Equal(got, []string{"p/allow-client"}) {
+			t.Errorf("status -o json with v1beta1 served alone: server net1 has policies %q, want [p/allow-client]", got)
+		}
+		k.want(0, []string{"MultiNetworkPolicies: 1 in namespace p (v1beta1)\n",
+			"net1 p/blue: p/allow-client; ingress isolated (1 allow entry), egress not isolated\n"}, "diagnose", "server")
 	})
 }
