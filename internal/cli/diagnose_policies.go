@@ -230,6 +230,9 @@ func (v *apiView) Pods(namespace string) []*compile.Pod { return v.pods[namespac
 // (of every namespace when an egress named port resolves against any destination).
 func readView(ctx context.Context, c *clients, d *diag, podNS string, selecting []*spec.Policy) *apiView {
 	v := &apiView{labels: map[string]map[string]string{}, pods: map[string][]*compile.Pod{}}
+	if len(selecting) == 0 {
+		return v
+	}
 	nss, err := c.core.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		d.note("namespaces: %v; peers are looked for in namespace %s only", err, podNS)
