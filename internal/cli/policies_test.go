@@ -95,22 +95,8 @@ func (w *policyWorld) waitServed(t *testing.T, want string) {
 	t.Fatalf("%s: %q served after 30s, want %q", mnpCRD, v, want)
 }
 
-// ensureCRD installs a CRD of MultiNetworkPolicy serving both versions unless the control
-// plane has one already (from deploy/crds), and waits until v1beta2 is served.
-func (w *policyWorld) ensureCRD(t *testing.T) {
-	_, err := w.dyn.Resource(crdResource).Get(testbed.Ctx(t), mnpCRD, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		w.installCRD(t, spec.V1beta1, spec.V1beta2)
-		return
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.waitServed(t, spec.V1beta2)
-}
-
 // installCRD creates a CRD of MultiNetworkPolicy serving versions (no schema; the last one
-// stored) and waits until the newest is served.
+// stored), one that differs from deploy/crds', and waits until the last is served.
 func (w *policyWorld) installCRD(t *testing.T, versions ...string) {
 	var vs []any
 	for i, v := range versions {
@@ -195,8 +181,8 @@ func TestKubectlMultinetPolicies(t *testing.T) {
 	w.pod(t, "bystander", "other", "blue", "net1 p/blue 10.20.1.5")
 	k := &kubectl{t: t, kubeconfig: cp.Kubeconfig, namespace: w.ns}
 
-	w.ensureCRD(t)
-	version := spec.V1beta2
+	version := spec.V1beta2 // the CRD of deploy/crds, which the testbed installs, stores it
+	w.waitServed(t, version)
 	w.policy(t, version, "allow-client", "blue", `{"podSelector":{"matchLabels":{"app":"server"}},
 		"ingress":[{"from":[{"podSelector":{"matchLabels":{"app":"client"}}}],"ports":[{"port":"http"}]}]}`)
 	w.policy(t, version, "deny-egress", "p/blue", `{"podSelector":{"matchLabels":{"app":"server"}},"policyTypes":["Egress"]}`)
