@@ -3,11 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -85,46 +83,7 @@ func forNetwork(selecting []*spec.Policy, network string) []string {
 
 // policyPod is what the policy engine knows of pod: labels, addresses by network (from
 // network-status) and named ports.
-func policyPod(pod *corev1.Pod) *compile.Pod {
-	return &compile.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels,
-		Addresses: statusAddresses(networkStatus(pod)), Ports: namedPorts(pod)}
-}
-
-// statusAddresses are the addresses of the secondary entries of network-status, by network.
-func statusAddresses(st []nadv1.NetworkStatus) map[string][]netip.Addr {
-	out := map[string][]netip.Addr{}
-	for _, s := range st {
-		if !isSecondary(s) {
-			continue
-		}
-		for _, ip := range s.IPs {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				out[s.Name] = append(out[s.Name], a.Unmap())
-			}
-		}
-	}
-	return out
-}
-
-// namedPorts are the container ports of pod that have a name.
-func namedPorts(pod *corev1.Pod) []compile.NamedPort {
-	var out []compile.NamedPort
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range cs {
-			for _, p := range c.Ports {
-				if p.Name == "" || p.ContainerPort <= 0 || p.ContainerPort > 65535 {
-					continue
-				}
-				proto := spec.Protocol(p.Protocol)
-				if proto == "" {
-					proto = spec.TCP
-				}
-				out = append(out, compile.NamedPort{Name: p.Name, Protocol: proto, Port: uint16(p.ContainerPort)})
-			}
-		}
-	}
-	return out
-}
+func policyPod(pod *corev1.Pod) *compile.Pod { return compile.PodOf(pod) }
 
 // withPolicies sets, on each interface of each view, the policies that select it. It lists
 // the policies once: of ns, or of every namespace for "".

@@ -119,16 +119,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
 	labelled(ctx, "informers", pods.Start)
-	if pol != nil {
-		src, err := policySources(o, cfg, client, pods)
-		if err != nil {
-			return err
-		}
-		go labelled(ctx, "policy", func(ctx context.Context) {
-			if pods.WaitForSync(ctx) {
-				pol.Run(ctx, src)
-			}
-		})
+	if err := runPolicy(ctx, pol, o, cfg, client, pods); err != nil {
+		return err
 	}
 	synced, reconciled := make(chan struct{}), make(chan struct{})
 	go labelled(ctx, "hotplug", func(ctx context.Context) {
@@ -240,6 +232,23 @@ func policyFor(o Options, pods *podinfo.Source, store *checkpoint.Store, events 
 		Pods: pods, Sandboxes: store, Firewall: policy.Kernel{}, Events: events, Log: log,
 		Observe: policy.Observer{Sync: m.ObservePolicySync, Policies: m.Policies, Programmed: m.PolicySandboxes},
 	})
+}
+
+// runPolicy runs the MultiNetworkPolicy controller (when on) once the pod cache synced.
+func runPolicy(ctx context.Context, pol *policy.Controller, o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source) error {
+	if pol == nil {
+		return nil
+	}
+	src, err := policySources(o, cfg, client, pods)
+	if err != nil {
+		return err
+	}
+	go labelled(ctx, "policy", func(ctx context.Context) {
+		if pods.WaitForSync(ctx) {
+			pol.Run(ctx, src)
+		}
+	})
+	return nil
 }
 
 // policySources are the API clients the policy controller watches through.

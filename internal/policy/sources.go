@@ -320,6 +320,5 @@ func toPeer(obj any) (any, error) {
 	}
 	return &peerPod{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
 		ResourceVersion: pod.ResourceVersion},
-		pod: &compile.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels,
-			Addresses: statusAddrs(pod.Annotations), Ports: namedPorts(pod)}}, nil
+		pod: compile.PodOf(pod)}, nil
 }
