@@ -206,10 +206,16 @@ func (m *Manager) enforce(ctx context.Context, req *request, sb *checkpoint.Sand
 		return nil
 	}
 	defer m.phase(ctx, req.Command, "policy")()
-	if err := m.Policy.Enforce(ctx, sb); err != nil {
+	err := m.Policy.Enforce(ctx, sb)
+	var retry interface{ TryAgain() bool }
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &retry) && retry.TryAgain():
+		return fmt.Errorf("pod %s: %w: %w: %w", req.pod, ErrPolicy, ErrTryAgain, err)
+	default:
 		return fmt.Errorf("pod %s: %w: %w", req.pod, ErrPolicy, err)
 	}
-	return nil
 }
 
 // attachMode is the key of an attachment's Meta that says "serial" for a network that runs

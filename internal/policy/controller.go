@@ -67,7 +67,13 @@ type Deps struct {
 
 // ErrNotReady is returned by Enforce while the policy caches are not synced: the ADD fails
 // and is retried, so that no interface starts unfiltered.
-var ErrNotReady = errors.New("MultiNetworkPolicy caches not synced yet")
+var ErrNotReady error = notReady{}
+
+// notReady is ErrNotReady: it tells the ADD path to ask the runtime to try again (TryAgain).
+type notReady struct{}
+
+func (notReady) Error() string  { return "MultiNetworkPolicy caches not synced yet" }
+func (notReady) TryAgain() bool { return true }
 
 // Controller keeps this node's sandboxes' rules in line with the policies.
 type Controller struct {
@@ -83,6 +89,8 @@ type Controller struct {
 	on    bool          // the CRD is served and its caches synced
 	// peersSynced tells whether the pods of other nodes are all known, while watched
 	peersSynced func() bool
+	// lastErr is why the caches are not synced yet (the CRD could not be looked up)
+	lastErr error
 	kick        chan struct{} // policies changed: are the pods of other nodes still needed?
 }
 
@@ -144,19 +152,42 @@ func (c *Controller) enabled() bool {
 }
 
 func (c *Controller) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyWait)
+	defer cancel()
 	select {
 	case <-c.ready:
 	case <-ctx.Done():
+		c.mu.Lock()
+		cause := c.lastErr
+		c.mu.Unlock()
+		if cause != nil {
+			return fmt.Errorf("network policy: %w: %w", ErrNotReady, cause)
+		}
 		return fmt.Errorf("network policy: %w", ErrNotReady)
 	}
-	for c.enabled() && c.peersSynced != nil && !c.peersSynced() {
+	// The pods of other nodes only add peers, so allows: rules programmed before that cache
+	// is filled are stricter than the policies, never looser, and are corrected once it is.
+	for !c.peersFilled() {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("network policy: pods of other nodes: %w", ErrNotReady)
+			return nil
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	return nil
+}
+
+// readyWait bounds how long an ADD waits for the policy caches before it fails (the runtime
+// retries it) or, for the pods of other nodes, goes on with the peers known so far.
+const readyWait = 10 * time.Second
+
+// peersFilled tells whether the pods of other nodes are known, where they are needed.
+func (c *Controller) peersFilled() bool {
+	c.mu.Lock()
+	synced := c.peersSynced
+	on := c.on
+	c.mu.Unlock()
+	return !on || synced == nil || synced()
 }
 
 // enqueue asks for the sandboxes' rules to be computed again. Called with mu held.

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,8 +93,11 @@ func (c *Controller) findVersion(ctx context.Context, src Sources) (string, erro
 		switch {
 		case err == nil && v != "":
 			return v, nil
-		case err != nil: // the API server did not answer: no decision, ADDs wait
+		case err != nil: // no decision: ADDs fail, saying why, until there is one
 			c.Log.Warn("MultiNetworkPolicy: cannot tell whether the CRD is served; asking again", "err", err)
+			c.mu.Lock()
+			c.lastErr = fmt.Errorf("listing multi-networkpolicies (RBAC, or the API server; networkPolicy: false turns enforcement off): %w", err)
+			c.mu.Unlock()
 			wait = 2 * time.Second
 		case !said:
 			c.Log.Info("MultiNetworkPolicy CRD not served: enforcement off until it is", "lookAgainEvery", poll)
