@@ -87,8 +87,8 @@ func TestRealNodeDemo(t *testing.T) {
 	say("9/9 MultiNetworkPolicy on storage only: web pods accept storage traffic from trusted=true pods (kubectl apply -f test/e2e/demo/policy.yaml)")
 	demoPolicy(t, c)
 
-	say("Their state, as an operator sees it: kubectl multinet status -n demo (the kubectl plugin, bin/kubectl-multinet)")
-	show(kubectlPlugin(t, c, "multinet", "status", "-n", "demo"))
+	say("Their state, as an operator sees it: kubectl multinet status -n demo -o wide (the kubectl plugin, bin/kubectl-multinet; POLICIES: the MultiNetworkPolicies selecting each interface)")
+	show(kubectlPlugin(t, c, "multinet", "status", "-n", "demo", "-o", "wide"))
 
 	say("Cleaning up: kubectl delete the Deployment, then the node is torn down and the host restored")
 	show(c.RunKubectl(t, "delete", "-f", "demo/deployment.yaml", "--wait=true"))
