@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,9 +116,42 @@ func (c *Controller) Enforce(ctx context.Context, rec *checkpoint.Sandbox) error
 	}
 	sb := sandboxOf(rec, pod)
 	c.mu.Lock()
+	old := c.st.sandboxes[sb.id]
 	c.enqueue(c.st.setSandbox(sb.id, sb)...)
 	c.mu.Unlock()
-	return c.sync(sb.id)
+	err = c.sync(sb.id)
+	if err != nil && addsInterface(old, sb) {
+		c.undo(sb, old)
+	}
+	return err
+}
+
+// undo puts back what was known of a sandbox before an ADD or plug whose rules could not
+// be programmed: the caller undoes the attachment, so neither its interface nor its
+// addresses (released, soon another pod's) may stay, as peers, in the rules of other pods.
+func (c *Controller) undo(sb, old *sandbox) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st.sandboxes[sb.id] != sb {
+		return // replaced meanwhile: the newer record holds
+	}
+	if old != nil { // its table is unknown after the failed attempt
+		o := *old
+		o.programmed, o.known = nil, false
+		old = &o
+	}
+	c.enqueue(c.st.setSandbox(sb.id, old)...)
+}
+
+// addsInterface tells whether cur has an interface old has not (an ADD or a plug, which
+// its caller undoes on failure, unlike an unplug).
+func addsInterface(old, cur *sandbox) bool {
+	for _, i := range cur.ifaces {
+		if old == nil || !slices.Contains(old.ifaces, i) {
+			return true
+		}
+	}
+	return false
 }
 
 // Forget drops a sandbox DELed: its table went with its netns (or is removed here), and
