@@ -120,7 +120,7 @@ func (c *Controller) Enforce(ctx context.Context, rec *checkpoint.Sandbox) error
 	c.enqueue(c.st.setSandbox(sb.id, sb)...)
 	c.mu.Unlock()
 	err = c.sync(sb.id)
-	if err != nil && addsInterface(old, sb) {
+	if err != nil && adds(old, sb) {
 		c.undo(sb, old)
 	}
 	return err
@@ -135,20 +135,26 @@ func (c *Controller) undo(sb, old *sandbox) {
 	if c.st.sandboxes[sb.id] != sb {
 		return // replaced meanwhile: the newer record holds
 	}
-	if old != nil { // its table is unknown after the failed attempt
-		o := *old
-		o.programmed, o.known = nil, false
-		old = &o
-	}
+	// old takes over what is known of the table (unknown since the failed attempt)
 	c.enqueue(c.st.setSandbox(sb.id, old)...)
 }
 
-// addsInterface tells whether cur has an interface old has not (an ADD or a plug, which
-// its caller undoes on failure, unlike an unplug).
-func addsInterface(old, cur *sandbox) bool {
+// adds tells whether cur has an interface or an address old has not: an ADD or a plug,
+// which the caller undoes on failure (unlike an unplug).
+func adds(old, cur *sandbox) bool {
+	if old == nil {
+		return true
+	}
 	for _, i := range cur.ifaces {
-		if old == nil || !slices.Contains(old.ifaces, i) {
+		if !slices.Contains(old.ifaces, i) {
 			return true
+		}
+	}
+	for network, addrs := range cur.pod.Addresses {
+		for _, a := range addrs {
+			if !slices.Contains(old.pod.Addresses[network], a) {
+				return true
+			}
 		}
 	}
 	return false
