@@ -284,17 +284,38 @@ func (s *scene) remote(t *testing.T, name string, host, idx int, p podSpec) *pee
 		r.v6 = netip.AddrFrom16(b)
 		ips = append(ips, r.v6.String())
 	}
-	status, err := json.Marshal([]nadv1.NetworkStatus{
-		{Name: "cluster", Interface: "eth0", Default: true, IPs: []string{fmt.Sprintf("10.245.%d.%d", s.num, host)}},
+	s.createPod(t, name, "other-node", p, map[string]string{networks: p.networks, nadv1.NetworkStatusAnnot: s.status(t, idx, ips...)})
+	s.wire(t, r, idx)
+	serve(t, r.netns)
+	return r
+}
+
+// status is the network-status of a pod of another node with ips on the scene's network idx.
+func (s *scene) status(t *testing.T, idx int, ips ...string) string {
+	t.Helper()
+	raw, err := json.Marshal([]nadv1.NetworkStatus{
+		{Name: "cluster", Interface: "eth0", Default: true, IPs: []string{"10.245.0.1"}},
 		{Name: s.ns + "/" + s.networkName(idx), Interface: "net1", IPs: ips},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.createPod(t, name, "other-node", p, map[string]string{networks: p.networks, nadv1.NetworkStatusAnnot: string(status)})
-	s.wire(t, r, idx)
-	serve(t, r.netns)
-	return r
+	return string(raw)
+}
+
+// moved rewrites the network-status of the scene's pod of another node name: its address
+// on the scene's network is now ip (as that node's multinetd would write after a change).
+func (s *scene) moved(t *testing.T, name string, ip netip.Addr) {
+	t.Helper()
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		nadv1.NetworkStatusAnnot: s.status(t, 0, ip.String())}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.w.CP.Client.CoreV1().Pods(s.ns).Patch(testbed.Ctx(t), name, k8stypes.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *scene) networkName(idx int) string {

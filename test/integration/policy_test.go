@@ -317,25 +317,33 @@ func testPolicyOtherNetwork(t *testing.T, w *world) {
 }
 
 // testPolicyChanges: rules follow every event: a client labelled, the policy edited, the
-// namespace labelled and unlabelled, the policy deleted.
+// namespace labelled and unlabelled, a pod of another node moved to another address, the
+// policy deleted.
 func testPolicyChanges(t *testing.T, w *world) {
 	s := w.newScene(t, "4", nil)
 	a := s.local(t, "a", podSpec{labels: app})
 	b := s.local(t, "b", podSpec{labels: other})
 	srv := s.local(t, "srv", podSpec{labels: db})
-	clients, servers := []*peer{a, b}, []*peer{srv}
+	r := s.remote(t, "r", 250, 0, podSpec{labels: app})
+	// elsewhere is a host at the address r moves to
+	elsewhere := &peer{name: "r's next address", netns: testbed.NewNetNS(t), v4: r.v4.Next()}
+	s.wire(t, elsewhere, 0)
+	serve(t, elsewhere.netns)
+	clients, servers := []*peer{a, b, r, elsewhere}, []*peer{srv}
 	p := policy{name: "db", spec: `{"podSelector":{"matchLabels":{"role":"db"}},
 		"ingress":[{"from":[{"podSelector":{"matchLabels":{"role":"app"}}}]}]}`}
 	s.create(t, p)
-	expect(t, w, table(clients, servers, "4", only(servers, []*peer{a})))
+	expect(t, w, table(clients, servers, "4", only(servers, []*peer{a, r})))
 	s.label(t, s.ns, "b", map[string]any{"role": "app"})
-	expect(t, w, table(clients, servers, "4", only(servers, clients)))
+	expect(t, w, table(clients, servers, "4", only(servers, []*peer{a, b, r})))
+	s.moved(t, "r", elsewhere.v4)
+	expect(t, w, table(clients, servers, "4", only(servers, []*peer{a, b, elsewhere})))
 	p.spec = `{"podSelector":{"matchLabels":{"role":"db"}},
 		"ingress":[{"from":[{"namespaceSelector":{"matchLabels":{"env":"ok"}}}]}]}`
 	s.update(t, p)
 	expect(t, w, table(clients, servers, "4", only(servers, nil)))
 	s.label(t, s.ns, "", map[string]any{"env": "ok"})
-	expect(t, w, table(clients, servers, "4", only(servers, clients)))
+	expect(t, w, table(clients, servers, "4", only(servers, []*peer{a, b, elsewhere})))
 	s.label(t, s.ns, "", map[string]any{"env": nil})
 	expect(t, w, table(clients, servers, "4", only(servers, nil)))
 	s.delete(t, p.name)
