@@ -705,7 +705,7 @@ func holdTable(t *testing.T, netns ns.NetNS) (release func()) {
 	if err != nil {
 		t.Fatalf("holding table %s: %v", firewall.TableName, err)
 	}
-	once := sync.OnceFunc(func() { unix.Close(fd) })
+	once := sync.OnceFunc(func() { _ = unix.Close(fd) })
 	t.Cleanup(once)
 	return once
 }
