@@ -39,6 +39,7 @@ fuzz:
 	          FuzzParseSeed:./internal/routes FuzzParseNetConf:./internal/routes FuzzPlanSubnetGroups:./internal/routes \
 	          FuzzInterpret:./internal/dhcp FuzzScanner:./internal/cniapi/wire \
 	          FuzzParse:./internal/ipam/pool FuzzBlockName:./internal/ipam/pool \
+	          FuzzParse:./internal/policy/spec \
 	          FuzzSalvage:./internal/checkpoint; do \
 	  echo "[fuzz] $${t%%:*} for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
@@ -50,11 +51,14 @@ e2e: tools
 
 ## bench: the benchmark table (latency vs bare delegates, API requests, throughput, RSS), the
 ## multinet-ipam tables (10 nodes' managers on a real kube-apiserver; the API requests of 10, 50
-## and 100 idle nodes), then pod create -> Running on a real node, multinet vs the cluster
-## network alone.
+## and 100 idle nodes), MultiNetworkPolicy (policy change -> rules in 100 pods, the time a
+## pod's ADD spends on its rules, the peer cache), then pod create -> Running on a real node,
+## multinet vs the cluster network alone.
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./internal/ipam/
+	$(GO) test -run '^$$' -bench 'PolicyChange|PeerCache' -benchtime 1x -timeout 10m ./internal/policy/
+	$(GO) test -run '^$$' -bench 'Enforce' -benchtime 200x -timeout 10m ./internal/policy/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/
 
 ## demo: a real node (kubelet + containerd), multinet installed from deploy/, three pods of a

@@ -55,6 +55,11 @@ func (d *diag) note(format string, a ...any) {
 	d.evidence = append(d.evidence, "      "+fmt.Sprintf(format, a...))
 }
 
+// warn records something wrong that is not a cause: the pod's networks are as annotated.
+func (d *diag) warn(format string, a ...any) {
+	d.evidence = append(d.evidence, "WARN  "+fmt.Sprintf(format, a...))
+}
+
 // fail records a failed check; the first one is the cause.
 func (d *diag) fail(c cause) {
 	d.evidence = append(d.evidence, "FAIL  "+c.Line)
@@ -70,7 +75,11 @@ func newDiagnoseCommand(r *root) *cobra.Command {
 		Long: `diagnose walks the chain: the networks annotation's syntax, each NetworkAttachmentDefinition
 (exists, readable, allowed for the pod's namespace, config parses), the node's multinetd pod
 (Running and its Ready condition True), then multinet's Events on the pod and whether
-network-status matches the annotation. It prints the first fault found as the cause.`,
+network-status matches the annotation. It prints the first fault found as the cause.
+Then, for each secondary interface, the MultiNetworkPolicies that select it, whether they
+isolate ingress and egress and how many allow entries that makes, with warnings: a policy
+that does not parse, a policy-for naming a NetworkAttachmentDefinition that does not exist
+or no network of the pod, peer pods without an address on the network.`,
 		Example:           `  kubectl multinet diagnose web-0`,
 		Args:              args(cobra.ExactArgs(1)),
 		ValidArgsFunction: completePods(r),
@@ -95,20 +104,23 @@ func runDiagnose(ctx context.Context, r *root, w io.Writer, podName string) erro
 	checkNADs(ctx, c, d, pod, elems)
 	checkDaemon(ctx, c, d, pod)
 	summary := checkEvents(ctx, c, d, pod)
+	policies := checkPolicies(ctx, c, pod)
 	if d.cause == nil {
 		fmt.Fprintf(w, "%s: pod %s/%s: %s\n", CauseHealthy, pod.Namespace, pod.Name, summary)
-		printEvidence(w, d)
+		printSection(w, "Evidence", d)
+		printSection(w, "Policies", policies)
 		return nil
 	}
 	fmt.Fprintf(w, "Cause: %s\n", d.cause.Line)
 	fmt.Fprintf(w, "Fix:   %s\n", d.cause.Fix)
 	fmt.Fprintf(w, "Kind:  %s\n", d.cause.Kind)
-	printEvidence(w, d)
+	printSection(w, "Evidence", d)
+	printSection(w, "Policies", policies)
 	return errUnhealthy
 }
 
-func printEvidence(w io.Writer, d *diag) {
-	fmt.Fprintln(w, "Evidence:")
+func printSection(w io.Writer, title string, d *diag) {
+	fmt.Fprintln(w, title+":")
 	for _, e := range d.evidence {
 		fmt.Fprintln(w, "  "+e)
 	}

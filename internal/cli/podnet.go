@@ -38,6 +38,9 @@ type Interface struct {
 	Gateway []string `json:"gateway,omitempty"`
 	Default bool     `json:"default"`
 	State   string   `json:"state"`
+	// Policies are the MultiNetworkPolicies that select the interface ("namespace/name"),
+	// filled for -o wide, json and yaml.
+	Policies []string `json:"policies,omitempty"`
 }
 
 // Warning is multinet's newest Warning Event on a pod.

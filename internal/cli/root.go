@@ -1,8 +1,8 @@
 // Package cli is kubectl-multinet, the kubectl plugin for multinet: status, diagnose,
 // attach, detach and networks. It reads pods, their networks and network-status
-// annotations, multinet's Events and NetworkAttachmentDefinitions through the API, with
-// the daemon's own parsers (internal/selection, internal/netconf), and edits only the
-// networks annotation of a pod.
+// annotations, multinet's Events, NetworkAttachmentDefinitions and MultiNetworkPolicies
+// through the API, with the daemon's own parsers (internal/selection, internal/netconf,
+// internal/policy/spec), and edits only the networks annotation of a pod.
 //
 // Exit codes follow kubectl's: 0 ok, 1 a failure or an unhealthy pod, 2 bad usage.
 package cli
@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -48,6 +49,7 @@ type root struct {
 type clients struct {
 	core      kubernetes.Interface
 	nads      nadclient.Interface
+	dyn       dynamic.Interface // MultiNetworkPolicies
 	namespace string
 }
 
@@ -69,7 +71,11 @@ func (r *root) clients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network-attachment-definition client: %w", err)
 	}
-	return &clients{core: core, nads: nads, namespace: ns}, nil
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	return &clients{core: core, nads: nads, dyn: dyn, namespace: ns}, nil
 }
 
 // NewCommand returns the kubectl-multinet command tree writing to streams.

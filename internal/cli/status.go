@@ -31,14 +31,16 @@ func newStatusCommand(r *root) *cobra.Command {
   kubectl multinet status -A -o wide`,
 		Args:              args(cobra.MaximumNArgs(1)),
 		ValidArgsFunction: completePods(r),
-		RunE:              func(cmd *cobra.Command, a []string) error { return o.run(cmd.Context(), cmd.OutOrStdout(), a) },
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), a)
+		},
 	}
 	cmd.Flags().BoolVarP(&o.all, "all-namespaces", "A", false, "Every namespace's pods")
 	o.out.addFlag(cmd)
 	return cmd
 }
 
-func (o *statusOptions) run(ctx context.Context, w io.Writer, a []string) error {
+func (o *statusOptions) run(ctx context.Context, w, errOut io.Writer, a []string) error {
 	if err := o.out.validate(); err != nil {
 		return err
 	}
@@ -67,6 +69,11 @@ func (o *statusOptions) run(ctx context.Context, w io.Writer, a []string) error 
 		v := viewPod(&pods[i], events[pods[i].UID])
 		healthy = healthy && v.Healthy()
 		views = append(views, v)
+	}
+	if o.out.format != "" { // the policies are a column of wide and fields of json and yaml
+		if err := withPolicies(ctx, c, ns, pods, views); err != nil {
+			fmt.Fprintf(errOut, "warning: policies not shown: %v\n", err)
+		}
 	}
 	if done, err := o.out.structured(w, views); done || err != nil {
 		return err
@@ -124,7 +131,7 @@ func (o *statusOptions) printTable(w io.Writer, views []*PodNetworks) error {
 		header = append([]string{"NAMESPACE"}, header...)
 	}
 	if o.out.wide() {
-		header = append(header, "GATEWAY", "NODE")
+		header = append(header, "GATEWAY", "NODE", "POLICIES")
 	}
 	t := newTable(w, header...)
 	for _, v := range views {
@@ -134,7 +141,7 @@ func (o *statusOptions) printTable(w io.Writer, views []*PodNetworks) error {
 				row = append([]string{v.Namespace}, row...)
 			}
 			if o.out.wide() {
-				row = append(row, list(i.Gateway), orDash(v.Node))
+				row = append(row, list(i.Gateway), orDash(v.Node), list(i.Policies))
 			}
 			t.row(row...)
 		}

@@ -88,9 +88,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		})
 	}
 	pods := podinfo.New(client, nads, o.NodeName)
-	var events status.EventRecorder
-	var stopEvents func()
-	labelled(ctx, "events", func(context.Context) { events, stopEvents = status.NewEventRecorder(client.EventSink(), o.NodeName) })
+	events, stopEvents := startEvents(ctx, client, o.NodeName)
 	defer stopEvents()
 	patcher := status.NewPatcher(client, log, status.WithEvents(events), status.WithGiveUpAfter(o.StatusGiveUpAfter.Duration))
 	leases.SetWarner(podWarner(events))
@@ -103,9 +101,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 		IPAMDNS: leases.DNS, ObservePhase: m.ObservePhase,
 	})
-	pol := policyFor(o, pods, store, events, m, log)
-	if pol != nil {
-		mgr.Policy = pol
+	if err := startPolicy(ctx, o, cfg, client, pods, mgr, m, log); err != nil {
+		return err
 	}
 	runHotplug, err := hotplugFor(o, pods, mgr, m, log)
 	if err != nil {
@@ -119,17 +116,6 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
 	labelled(ctx, "informers", pods.Start)
-	if pol != nil {
-		src, err := policySources(o, cfg, client, pods)
-		if err != nil {
-			return err
-		}
-		go labelled(ctx, "policy", func(ctx context.Context) {
-			if pods.WaitForSync(ctx) {
-				pol.Run(ctx, src)
-			}
-		})
-	}
 	synced, reconciled := make(chan struct{}), make(chan struct{})
 	go labelled(ctx, "hotplug", func(ctx context.Context) {
 		defer close(reconciled)
@@ -231,15 +217,34 @@ func hotplugFor(o Options, pods *podinfo.Source, mgr *attach.Manager, m *metrics
 	return ctl.Run, nil
 }
 
-// policyFor builds the MultiNetworkPolicy controller (nil when --network-policy is off).
-func policyFor(o Options, pods *podinfo.Source, store *checkpoint.Store, events status.EventRecorder, m *metrics.Metrics, log *slog.Logger) *policy.Controller {
+// startEvents starts the recorder of pod Events; call stop after the last one.
+func startEvents(ctx context.Context, client *coreapi.Client, node string) (events status.EventRecorder, stop func()) {
+	labelled(ctx, "events", func(context.Context) { events, stop = status.NewEventRecorder(client.EventSink(), node) })
+	return events, stop
+}
+
+// startPolicy builds the MultiNetworkPolicy controller (unless --network-policy is off),
+// hooks it into mgr's ADD, plug and DEL, and runs it once the pod cache synced.
+func startPolicy(ctx context.Context, o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source,
+	mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) error {
 	if !o.NetworkPolicy {
 		return nil
 	}
-	return policy.New(policy.Config{AcceptICMPEcho: o.PolicyAcceptICMPEcho}, policy.Deps{
-		Pods: pods, Sandboxes: store, Firewall: policy.Kernel{}, Events: events, Log: log,
+	src, err := policySources(o, cfg, client, pods)
+	if err != nil {
+		return err
+	}
+	pol := policy.New(policy.Config{AcceptICMPEcho: o.PolicyAcceptICMPEcho}, policy.Deps{
+		Pods: pods, Sandboxes: mgr.Store, Firewall: policy.Kernel{}, Events: mgr.Events, Log: log,
 		Observe: policy.Observer{Sync: m.ObservePolicySync, Policies: m.Policies, Programmed: m.PolicySandboxes},
 	})
+	mgr.Policy = pol
+	go labelled(ctx, "policy", func(ctx context.Context) {
+		if pods.WaitForSync(ctx) {
+			pol.Run(ctx, src)
+		}
+	})
+	return nil
 }
 
 // policySources are the API clients the policy controller watches through.

@@ -6,12 +6,10 @@ import (
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/policy/compile"
-	"github.com/multinet/multinet/internal/policy/spec"
 )
 
 // sandbox is a sandbox of this node as the policy engine knows it.
@@ -20,10 +18,11 @@ type sandbox struct {
 	uid       string
 	pod       *compile.Pod
 	ifaces    []compile.Interface
-	// programmed is what its table holds, when known is set (unknown after a restart or a
-	// failed attempt: then whatever the rules are, they are programmed).
+	// programmed is what its table holds, unless stale: after a restart (the table may hold
+	// rules of policies gone since) or a failed attempt, the rules are programmed whatever
+	// they are, none included (which removes the table).
 	programmed []compile.Ruleset
-	known      bool
+	stale      bool
 }
 
 // sandboxOf reads what the policy engine needs of a sandbox's record: its secondary
@@ -32,7 +31,7 @@ func sandboxOf(sb *checkpoint.Sandbox, pod *corev1.Pod) *sandbox {
 	p := &compile.Pod{Namespace: sb.PodNamespace, Name: sb.PodName, Addresses: map[string][]netip.Addr{}}
 	if pod != nil {
 		p.Labels = pod.Labels
-		p.Ports = namedPorts(pod)
+		p.Ports = compile.NamedPorts(pod)
 	}
 	s := &sandbox{id: sb.ContainerID, netns: sb.Netns, uid: sb.PodUID, pod: p}
 	for _, a := range sb.Attachments {
@@ -62,50 +61,6 @@ func resultAddrs(raw json.RawMessage) []netip.Addr {
 	for _, ip := range res.IPs {
 		if a, ok := netip.AddrFromSlice(ip.Address.IP); ok {
 			out = append(out, a.Unmap())
-		}
-	}
-	return out
-}
-
-// namedPorts are the pod's containers' ports that have a name.
-func namedPorts(pod *corev1.Pod) []compile.NamedPort {
-	var out []compile.NamedPort
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range cs {
-			for _, p := range c.Ports {
-				if p.Name == "" || p.ContainerPort <= 0 || p.ContainerPort > 65535 {
-					continue
-				}
-				proto := spec.Protocol(p.Protocol)
-				if proto == "" {
-					proto = spec.TCP
-				}
-				out = append(out, compile.NamedPort{Name: p.Name, Protocol: proto, Port: uint16(p.ContainerPort)})
-			}
-		}
-	}
-	return out
-}
-
-// statusAddrs are the addresses a pod's network-status gives, by network.
-func statusAddrs(annotations map[string]string) map[string][]netip.Addr {
-	raw := annotations[nadv1.NetworkStatusAnnot]
-	if raw == "" {
-		return nil
-	}
-	var st []nadv1.NetworkStatus
-	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		return nil
-	}
-	out := map[string][]netip.Addr{}
-	for _, s := range st {
-		if s.Default {
-			continue
-		}
-		for _, ip := range s.IPs {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				out[s.Name] = append(out[s.Name], a.Unmap())
-			}
 		}
 	}
 	return out

@@ -294,6 +294,7 @@ func (c *Controller) loadSandboxes(ctx context.Context) {
 			continue // a pod gone: its DEL comes
 		}
 		sb := sandboxOf(rec, pod)
+		sb.stale = true
 		c.mu.Lock()
 		c.enqueue(c.st.setSandbox(sb.id, sb)...)
 		c.mu.Unlock()
@@ -319,6 +320,5 @@ func toPeer(obj any) (any, error) {
 	}
 	return &peerPod{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
 		ResourceVersion: pod.ResourceVersion},
-		pod: &compile.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels,
-			Addresses: statusAddrs(pod.Annotations), Ports: namedPorts(pod)}}, nil
+		pod: compile.PodOf(pod)}, nil
 }

@@ -23,7 +23,21 @@ type state struct {
 	localNS   map[string]map[string]bool
 	// pods caches Pods' answer by namespace until something in it changes
 	pods map[string][]*compile.Pod
+	// index remembers what compile works out from this state, for every sandbox an event
+	// reprograms, until the state changes (changed)
+	index *compile.Index
 }
+
+// view is what rules are computed from: an index of the state as it is now.
+func (s *state) view() *compile.Index {
+	if s.index == nil {
+		s.index = compile.NewIndex(s)
+	}
+	return s.index
+}
+
+// changed drops what was worked out from the state as it was.
+func (s *state) changed() { s.index = nil }
 
 func newState() *state {
 	return &state{policies: map[string]*spec.Policy{}, byNS: map[string][]*spec.Policy{},
@@ -78,6 +92,7 @@ func (s *state) selected(ps ...*spec.Policy) []string {
 
 // setPolicy puts p in place of old (either nil for a creation or a deletion).
 func (s *state) setPolicy(key string, old, p *spec.Policy) []string {
+	s.changed()
 	ns := ""
 	if p != nil {
 		ns = p.Namespace
@@ -100,6 +115,7 @@ func (s *state) setPolicy(key string, old, p *spec.Policy) []string {
 
 // setNamespace records a namespace's labels (cur nil: deleted).
 func (s *state) setNamespace(name string, cur map[string]string, gone bool) []string {
+	s.changed()
 	old := s.namespaces[name]
 	if gone {
 		delete(s.namespaces, name)
@@ -138,6 +154,7 @@ func (s *state) peersOf(pods ...*compile.Pod) []string {
 
 // setPeer records a pod of another node (cur nil: gone).
 func (s *state) setPeer(namespace, name string, cur *compile.Pod) []string {
+	s.changed()
 	old := s.peers[namespace][name]
 	if cur == nil {
 		delete(s.peers[namespace], name)
@@ -156,6 +173,7 @@ func (s *state) setPeer(namespace, name string, cur *compile.Pod) []string {
 
 // dropPeers forgets every pod of other nodes (their cache stopped).
 func (s *state) dropPeers() {
+	s.changed()
 	s.peers = map[string]map[string]*compile.Pod{}
 	s.pods = map[string][]*compile.Pod{}
 }
@@ -163,6 +181,7 @@ func (s *state) dropPeers() {
 // setSandbox records a sandbox of this node (sb nil: gone), and returns it with the
 // sandboxes whose rules it changes.
 func (s *state) setSandbox(id string, sb *sandbox) []string {
+	s.changed()
 	old := s.sandboxes[id]
 	var oldPod, curPod *compile.Pod
 	if old != nil {
@@ -175,7 +194,7 @@ func (s *state) setSandbox(id string, sb *sandbox) []string {
 		return s.peersOf(oldPod)
 	}
 	if old != nil && !changedSandbox(old, sb) {
-		sb.programmed, sb.known = old.programmed, old.known
+		sb.programmed, sb.stale = old.programmed, old.stale
 	}
 	curPod = sb.pod
 	s.sandboxes[id] = sb

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +18,13 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/multinet/multinet/internal/policy/spec"
 	"github.com/multinet/multinet/internal/testbed"
 	"github.com/multinet/multinet/internal/webhook"
 	"github.com/multinet/multinet/internal/webhook/certs"
@@ -51,6 +55,7 @@ func (w *warnings) take() []string {
 type world struct {
 	kube kubernetes.Interface
 	nads nadclient.Interface
+	dyn  dynamic.Interface
 	warn *warnings
 }
 
@@ -59,10 +64,11 @@ const badConflist = `{"cniVersion":"1.0.0","name":"storage","plugins":[{"type":"
 // TestAdmissionAgainstTheAPIServer registers deploy/webhook's ValidatingWebhookConfiguration
 // (clientConfig pointed at the webhook running in-process on loopback) with a real
 // kube-apiserver and lets the webhook fill the CA Secret and set caBundle itself, as in a
-// cluster. Then, through the API: a bad NAD and a bad networks annotation are refused with
-// the object, the field and the fault; good ones pass; a pod naming a missing NAD passes
-// with a warning; kube-system is exempt; and once the webhook is stopped, what it refused
-// passes (failurePolicy Ignore).
+// cluster. Then, through the API: a bad NAD, a bad networks annotation and a bad
+// MultiNetworkPolicy (v1beta1 and v1beta2) are refused with the object, the field and the
+// fault; good ones pass; a pod or a policy naming a missing NAD passes with a warning, and so
+// does a policy for no network; kube-system is exempt; and once the webhook is stopped, what
+// it refused passes (failurePolicy Ignore).
 func TestAdmissionAgainstTheAPIServer(t *testing.T) {
 	cp := testbed.StartControlPlane(t)
 	ctx := t.Context()
@@ -96,6 +102,7 @@ func TestAdmissionAgainstTheAPIServer(t *testing.T) {
 
 	w.checkNADs(t)
 	w.checkPods(t)
+	w.checkPolicies(t)
 
 	stop()
 	if <-served; serveErr != nil {
@@ -115,6 +122,9 @@ func newWorld(t *testing.T, base *rest.Config) *world {
 		t.Fatal(err)
 	}
 	if w.nads, err = nadclient.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if w.dyn, err = dynamic.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -149,15 +159,20 @@ func checkBundleIsTheSecretsCA(t *testing.T, client kubernetes.Interface) {
 	for {
 		s, err1 := client.CoreV1().Secrets("multinet").Get(t.Context(), "multinet-webhook-ca", metav1.GetOptions{})
 		c, err2 := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(t.Context(), "multinet-webhook", metav1.GetOptions{})
-		if err1 == nil && err2 == nil && len(s.Data[certs.CACertKey]) > 0 &&
-			bytes.Equal(c.Webhooks[0].ClientConfig.CABundle, s.Data[certs.CACertKey]) &&
-			bytes.Equal(c.Webhooks[1].ClientConfig.CABundle, s.Data[certs.CACertKey]) {
+		if err1 == nil && err2 == nil && len(s.Data[certs.CACertKey]) > 0 && !slices.ContainsFunc(c.Webhooks, lacksCA(s.Data[certs.CACertKey])) {
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("caBundle not set to the CA Secret's ca.crt within 15s (%v, %v)", err1, err2)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lacksCA tells whether a webhook's caBundle is not ca.
+func lacksCA(ca []byte) func(admissionregistrationv1.ValidatingWebhook) bool {
+	return func(h admissionregistrationv1.ValidatingWebhook) bool {
+		return !bytes.Equal(h.ClientConfig.CABundle, ca)
 	}
 }
 
@@ -245,6 +260,75 @@ func (w *world) checkPods(t *testing.T) {
 	}
 	if _, err := w.kube.CoreV1().Pods("kube-system").Create(ctx, pod("kube-system", "exempt", "storage@@"), metav1.CreateOptions{}); err != nil {
 		t.Errorf("kube-system is exempt, yet: %v", err)
+	}
+}
+
+// policy is a MultiNetworkPolicy of team-a in version, for the networks forNets (no
+// annotation when "-"), with the spec in YAML.
+func policy(t *testing.T, version, name, forNets, specYAML string) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	obj.SetAPIVersion(spec.Group + "/" + version)
+	obj.SetKind(spec.Kind)
+	obj.SetName(name)
+	if forNets != "-" {
+		obj.SetAnnotations(map[string]string{spec.PolicyForAnnotation: forNets})
+	}
+	var s map[string]any
+	if err := yaml.Unmarshal([]byte(specYAML), &s); err != nil {
+		t.Fatal(err)
+	}
+	obj.Object["spec"] = s
+	return obj
+}
+
+func (w *world) createPolicy(t *testing.T, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	version := obj.GroupVersionKind().Version
+	return w.dyn.Resource(spec.GroupVersionResource(version)).Namespace("team-a").Create(t.Context(), obj, metav1.CreateOptions{})
+}
+
+// checkPolicies: MultiNetworkPolicies of both versions, judged by spec.Parse. It runs after
+// checkNADs, which creates NAD team-a/storage.
+func (w *world) checkPolicies(t *testing.T) {
+	const denied = `admission webhook "multinetworkpolicies.webhook.multinet.io" denied the request: `
+	w.warn.take()
+	for _, tc := range []struct {
+		version, name, forNets, spec string
+		wantErr                      string // a part of the refusal; "" for admitted
+		wantWarn                     string // a part of the only warning; "" for none
+	}{
+		{version: spec.V1beta1, name: "outside", forNets: "storage",
+			spec:    `{podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.2.0.0/16, except: [10.1.0.0/16]}}]}]}`,
+			wantErr: denied + `MultiNetworkPolicy team-a/outside: spec.ingress[0].from[0].ipBlock.except[0]: "10.1.0.0/16" is not inside cidr "10.2.0.0/16"`},
+		{version: spec.V1beta2, name: "range", forNets: "storage",
+			spec:    `{podSelector: {}, policyTypes: [Egress], egress: [{ports: [{port: 8080, endPort: 8000}]}]}`,
+			wantErr: denied + `MultiNetworkPolicy team-a/range: spec.egress[0].ports[0].endPort: 8000 is not a port number from port 8080 to 65535`},
+		{version: spec.V1beta2, name: "bad-for", forNets: "storage,a/b/c", spec: `{podSelector: {}}`,
+			wantErr: denied + `MultiNetworkPolicy team-a/bad-for: metadata.annotations[k8s.v1.cni.cncf.io/policy-for]: entry 2: "a/b/c": not name nor namespace/name`},
+		{version: spec.V1beta1, name: "web", forNets: "storage",
+			spec: `{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]}`},
+		{version: spec.V1beta2, name: "range-ok", forNets: "team-a/storage, later",
+			spec:     `{podSelector: {}, ingress: [{ports: [{port: 8000, endPort: 8080}]}]}`,
+			wantWarn: `MultiNetworkPolicy team-a/range-ok: network "team-a/later": NetworkAttachmentDefinition not found`},
+		{version: spec.V1beta2, name: "nowhere", forNets: "-", spec: `{podSelector: {}}`,
+			wantWarn: `MultiNetworkPolicy team-a/nowhere: annotation k8s.v1.cni.cncf.io/policy-for is missing: the policy applies to no network`},
+	} {
+		_, err := w.createPolicy(t, policy(t, tc.version, tc.name, tc.forNets, tc.spec))
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s %s: error %v\nwant one holding %s", tc.version, tc.name, err, tc.wantErr)
+		}
+		if got := w.warn.take(); tc.wantWarn == "" && len(got) > 0 || tc.wantWarn != "" && (len(got) != 1 || !strings.Contains(got[0], tc.wantWarn)) {
+			t.Errorf("%s %s: warnings %q, want one holding %q", tc.version, tc.name, got, tc.wantWarn)
+		}
+	}
+	web, err := w.dyn.Resource(spec.GroupVersionResource(spec.V1beta2)).Namespace("team-a").Get(t.Context(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.SetAnnotations(map[string]string{spec.PolicyForAnnotation: "Storage"})
+	_, err = w.dyn.Resource(spec.GroupVersionResource(spec.V1beta2)).Namespace("team-a").Update(t.Context(), web, metav1.UpdateOptions{})
+	if err == nil || !strings.Contains(err.Error(), denied+`MultiNetworkPolicy team-a/web: metadata.annotations[k8s.v1.cni.cncf.io/policy-for]: entry 1: "Storage"`) {
+		t.Errorf("update to a bad policy-for: error %v, want a refusal naming the policy and the annotation", err)
 	}
 }
 

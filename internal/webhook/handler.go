@@ -22,7 +22,8 @@ const maxReviewBytes = 4 << 20
 // lookupTimeout bounds the NAD lookups of one review, well inside the webhook's timeout.
 const lookupTimeout = 2 * time.Second
 
-// The resources the webhook reviews (both exist in version v1 only).
+// The resources the webhook reviews beside MultiNetworkPolicies (both exist in version v1
+// only).
 var (
 	podsResource = schema.GroupResource{Resource: "pods"}
 	nadsResource = nadv1.SchemeGroupVersion.WithResource("network-attachment-definitions").GroupResource()
@@ -33,7 +34,8 @@ type NADs interface {
 	Exists(ctx context.Context, namespace, name string) (bool, error)
 }
 
-// Handler serves AdmissionReviews (admission.k8s.io/v1) of pods and NADs.
+// Handler serves AdmissionReviews (admission.k8s.io/v1) of pods, NADs and
+// MultiNetworkPolicies.
 type Handler struct {
 	NADs NADs
 	Log  *slog.Logger
@@ -66,8 +68,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Review decides on one admission request. Anything but a create or update of a pod or a
-// NAD (its subresources among them) is allowed.
+// Review decides on one admission request. Anything but a create or update of a pod, a NAD
+// or a MultiNetworkPolicy (their subresources among them) is allowed.
 func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	if req.SubResource != "" || (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return allow(nil)
@@ -77,6 +79,8 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		return h.reviewPod(ctx, req)
 	case nadsResource:
 		return h.reviewNAD(req)
+	case policiesResource:
+		return h.reviewPolicy(ctx, req)
 	}
 	return allow(nil)
 }
@@ -114,18 +118,19 @@ func (h *Handler) reviewPod(ctx context.Context, req *admissionv1.AdmissionReque
 		h.Log.Info("refused", "pod", obj.Name, "namespace", obj.Namespace, "operation", req.Operation, "err", err)
 		return deny(err)
 	}
-	return allow(append(check.Warnings, h.missing(ctx, obj, check.Refs, req.Operation)...))
-}
-
-// missing warns of each NAD the pod names that does not exist, or that could not be looked
-// up: a NAD may be created after the pod, whose ADD fails (and is retried) until then.
-func (h *Handler) missing(ctx context.Context, obj Object, refs []NADRef, op admissionv1.Operation) []string {
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
 	consequence := "the pod does not start until it exists"
-	if op == admissionv1.Update {
+	if req.Operation == admissionv1.Update {
 		consequence = "the network is not attached until it exists"
 	}
+	return allow(append(check.Warnings, h.missing(ctx, obj, check.Refs, consequence)...))
+}
+
+// missing warns of each NAD an object names that does not exist, or that could not be looked
+// up: a NAD may be created after the pods and policies that use them; consequence says what
+// its absence means for obj.
+func (h *Handler) missing(ctx context.Context, obj Object, refs []NADRef, consequence string) []string {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	var warnings []string
 	for _, ref := range refs {
 		found, err := h.NADs.Exists(ctx, ref.Namespace, ref.Name)

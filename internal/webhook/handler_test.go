@@ -37,6 +37,17 @@ func nadJSON(config string) runtime.RawExtension {
 	return runtime.RawExtension{Raw: b}
 }
 
+// policyJSON is MultiNetworkPolicy p for networks forNets (no annotation when "-") with a
+// spec and labels.
+func policyJSON(forNets, spec string, labels map[string]string) runtime.RawExtension {
+	meta := map[string]any{"name": "p", "labels": labels}
+	if forNets != "-" {
+		meta["annotations"] = map[string]string{"k8s.v1.cni.cncf.io/policy-for": forNets}
+	}
+	b, _ := json.Marshal(map[string]any{"metadata": meta, "spec": json.RawMessage(spec)})
+	return runtime.RawExtension{Raw: b}
+}
+
 // TestReview: which requests are checked, and what an answer holds.
 func TestReview(t *testing.T) {
 	const nets = "k8s.v1.cni.cncf.io/networks"
@@ -44,6 +55,10 @@ func TestReview(t *testing.T) {
 	nads := metav1.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1", Resource: "network-attachment-definitions"}
 	bad := map[string]string{nets: "a@this-name-is-too-long"}
 	badConf := `{"type":"../x"}`
+	v1beta1 := metav1.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1beta1", Resource: "multi-networkpolicies"}
+	v1beta2 := metav1.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1beta2", Resource: "multi-networkpolicies"}
+	goodPolicy := `{"podSelector":{},"ingress":[{"ports":[{"port":8000,"endPort":8080}]}]}`
+	badPolicy := `{"podSelector":{},"ingress":[{"from":[{"ipBlock":{"cidr":"10.2.0.0/16","except":["10.1.0.0/16"]}}]}]}`
 	h := &Handler{NADs: knownNADs{"team-a/storage": true}, Log: slog.New(slog.DiscardHandler)}
 	for _, tc := range []struct {
 		name        string
@@ -71,6 +86,25 @@ func TestReview(t *testing.T) {
 			req: admissionv1.AdmissionRequest{Resource: nads, Operation: admissionv1.Update, Object: nadJSON(badConf), OldObject: nadJSON(badConf)}},
 		{name: "NAD delete", wantAllowed: true,
 			req: admissionv1.AdmissionRequest{Resource: nads, Operation: admissionv1.Delete, OldObject: nadJSON(badConf)}},
+		{name: "good v1beta2 policy", wantAllowed: true,
+			req: admissionv1.AdmissionRequest{Resource: v1beta2, Operation: admissionv1.Create, Object: policyJSON("storage", goodPolicy, nil)}},
+		{name: "bad v1beta1 policy", wantAllowed: false,
+			req: admissionv1.AdmissionRequest{Resource: v1beta1, Operation: admissionv1.Create, Object: policyJSON("storage", badPolicy, nil)}},
+		{name: "policy naming NADs: one missing, one not looked up", wantAllowed: true,
+			wantWarn: []string{`MultiNetworkPolicy team-a/p: network "broken/x": NetworkAttachmentDefinition not checked: connection refused`,
+				`MultiNetworkPolicy team-a/p: network "team-a/nope": NetworkAttachmentDefinition not found: the policy selects no interface on it until it exists`},
+			req: admissionv1.AdmissionRequest{Resource: v1beta1, Operation: admissionv1.Create, Object: policyJSON("storage,nope,broken/x", goodPolicy, nil)}},
+		{name: "policy for no network", wantAllowed: true, wantWarn: []string{"policy-for is missing: the policy applies to no network"},
+			req: admissionv1.AdmissionRequest{Resource: v1beta2, Operation: admissionv1.Create, Object: policyJSON("-", goodPolicy, nil)}},
+		{name: "policy update leaving a bad spec as it was", wantAllowed: true, wantWarn: []string{`is not inside cidr "10.2.0.0/16"`},
+			req: admissionv1.AdmissionRequest{Resource: v1beta2, Operation: admissionv1.Update,
+				Object: policyJSON("storage", badPolicy, map[string]string{"a": "b"}), OldObject: policyJSON("storage", badPolicy, nil)}},
+		{name: "policy update to a bad spec", wantAllowed: false,
+			req: admissionv1.AdmissionRequest{Resource: v1beta2, Operation: admissionv1.Update, Object: policyJSON("storage", badPolicy, nil), OldObject: policyJSON("storage", goodPolicy, nil)}},
+		{name: "policy update to a bad policy-for", wantAllowed: false,
+			req: admissionv1.AdmissionRequest{Resource: v1beta2, Operation: admissionv1.Update, Object: policyJSON("a/b/c", badPolicy, nil), OldObject: policyJSON("storage", badPolicy, nil)}},
+		{name: "policy not an object", wantAllowed: false,
+			req: admissionv1.AdmissionRequest{Resource: v1beta2, Operation: admissionv1.Create, Name: "p", Object: runtime.RawExtension{Raw: []byte(`[]`)}}},
 		{name: "another resource", wantAllowed: true,
 			req: admissionv1.AdmissionRequest{Resource: metav1.GroupVersionResource{Version: "v1", Resource: "configmaps"}, Operation: admissionv1.Create}},
 	} {
@@ -80,7 +114,9 @@ func TestReview(t *testing.T) {
 			if resp.Allowed != tc.wantAllowed {
 				t.Fatalf("allowed %v, want %v (%+v)", resp.Allowed, tc.wantAllowed, resp.Result)
 			}
-			if !resp.Allowed && (resp.Result == nil || !strings.HasPrefix(resp.Result.Message, "Pod team-a/web-*: ") && !strings.HasPrefix(resp.Result.Message, "NetworkAttachmentDefinition team-a/storage: ")) {
+			if !resp.Allowed && (resp.Result == nil || !strings.HasPrefix(resp.Result.Message, "Pod team-a/web-*: ") &&
+				!strings.HasPrefix(resp.Result.Message, "NetworkAttachmentDefinition team-a/storage: ") &&
+				!strings.HasPrefix(resp.Result.Message, "MultiNetworkPolicy team-a/p: ")) {
 				t.Errorf("refusal %+v does not name the object", resp.Result)
 			}
 			if len(resp.Warnings) != len(tc.wantWarn) {

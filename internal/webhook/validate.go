@@ -1,10 +1,11 @@
 // Package webhook is multinet's validating admission webhook. It checks a
-// NetworkAttachmentDefinition's spec.config with netconf.Parse and a pod's network
-// annotations with the selection package: the parsers multinetd runs at CNI ADD, so that
-// admission and ADD never disagree. A refusal names the object, the field and the fault; a
-// pod naming a NAD that does not exist is admitted with a warning (the NAD may come later).
+// NetworkAttachmentDefinition's spec.config with netconf.Parse, a pod's network annotations
+// with the selection package and a MultiNetworkPolicy with spec.Parse: the parsers multinetd
+// runs, so that admission and multinetd never disagree. A refusal names the object, the field
+// and the fault; a pod or a policy naming a NAD that does not exist is admitted with a
+// warning (the NAD may come later).
 //
-// The checks are pure functions (CheckNAD, CheckPod); Handler serves them as an
+// The checks are pure functions (CheckNAD, CheckPod, CheckPolicy); Handler serves them as an
 // AdmissionReview endpoint over plain net/http, and Serve runs it with the TLS identity of
 // package certs.
 package webhook
@@ -36,13 +37,17 @@ func (o Object) String() string {
 // Error is a refusal: the object, the field and what is wrong with it.
 type Error struct {
 	Object Object
-	Field  string // "spec.config", "metadata.annotations[k8s.v1.cni.cncf.io/networks]"
+	Field  string // "spec.config", "metadata.annotations[k8s.v1.cni.cncf.io/networks]"; "" when Err names it
 	Err    error  // the parser's own error
 }
 
 // Error returns e.g. `NetworkAttachmentDefinition team-a/storage: spec.config: plugin 2:
-// type "../x": must be a plain binary name, not a path`.
+// type "../x": must be a plain binary name, not a path`. Without Field, the parser's error
+// names the fields itself (a MultiNetworkPolicy's *spec.Error).
 func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %v", e.Object, e.Err)
+	}
 	return fmt.Sprintf("%s: %s: %v", e.Object, e.Field, e.Err)
 }
 

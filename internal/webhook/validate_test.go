@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/multinet/multinet/internal/netconf"
+	"github.com/multinet/multinet/internal/policy/spec"
 	"github.com/multinet/multinet/internal/selection"
 )
 
@@ -138,5 +140,68 @@ func TestNetworksChanged(t *testing.T) {
 		if got := NetworksChanged(tc.old, tc.new); got != tc.want {
 			t.Errorf("%s: NetworksChanged = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func mnp(name string, annotations map[string]string, specJSON string) *spec.MultiNetworkPolicy {
+	p := &spec.MultiNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name, Annotations: annotations}}
+	if err := json.Unmarshal([]byte(specJSON), &p.Spec); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// TestCheckPolicy: a MultiNetworkPolicy is judged by spec.Parse, multinetd's parser; a refusal
+// is the object and the parser's faults, each with its field; a policy for no network is
+// admitted with a warning.
+func TestCheckPolicy(t *testing.T) {
+	const forKey = spec.PolicyForAnnotation
+	for _, tc := range []struct {
+		name        string
+		annotations map[string]string
+		spec        string
+		wantRefs    string
+		wantErr     string
+		wantWarning string
+	}{
+		{name: "good", annotations: map[string]string{forKey: "storage, infra/fast,storage"},
+			spec:     `{"podSelector":{},"ingress":[{"ports":[{"port":8000,"endPort":8080}]}]}`,
+			wantRefs: "infra/fast,team-a/storage"},
+		{name: "no annotation", spec: `{"podSelector":{}}`,
+			wantWarning: `MultiNetworkPolicy team-a/p: annotation k8s.v1.cni.cncf.io/policy-for is missing: the policy applies to no network`},
+		{name: "empty annotation", annotations: map[string]string{forKey: ""}, spec: `{"podSelector":{}}`,
+			wantWarning: `annotation k8s.v1.cni.cncf.io/policy-for is empty: the policy applies to no network`},
+		{name: "except outside cidr", annotations: map[string]string{forKey: "storage"},
+			spec:    `{"podSelector":{},"ingress":[{"from":[{"podSelector":{}},{"ipBlock":{"cidr":"10.2.0.0/16","except":["10.1.0.0/16"]}}]}]}`,
+			wantErr: `MultiNetworkPolicy team-a/p: spec.ingress[0].from[1].ipBlock.except[0]: "10.1.0.0/16" is not inside cidr "10.2.0.0/16"`},
+		{name: "bad annotation and bad port", annotations: map[string]string{forKey: "a/b/c"},
+			spec: `{"podSelector":{},"egress":[{"ports":[{"port":"http","endPort":90}]}]}`,
+			wantErr: `MultiNetworkPolicy team-a/p: metadata.annotations[k8s.v1.cni.cncf.io/policy-for]: entry 1: "a/b/c": not name nor namespace/name; ` +
+				`spec.egress[0].ports[0].endPort: endPort 90 with the named port "http": a range needs a port number`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := CheckPolicy(mnp("p", tc.annotations, tc.spec))
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+				t.Fatalf("error %v\nwant %q", err, tc.wantErr)
+			}
+			var refs []string
+			for _, r := range c.Refs {
+				refs = append(refs, r.String())
+			}
+			if got := strings.Join(refs, ","); got != tc.wantRefs {
+				t.Errorf("refs %q, want %q", got, tc.wantRefs)
+			}
+			if tc.wantWarning == "" && len(c.Warnings) > 0 || tc.wantWarning != "" && (len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], tc.wantWarning)) {
+				t.Errorf("warnings %q, want one holding %q", c.Warnings, tc.wantWarning)
+			}
+		})
+	}
+	var se *spec.Error
+	if _, err := CheckPolicy(mnp("p", nil, `{"podSelector":{},"policyTypes":["Up"]}`)); !errors.As(err, &se) || len(se.Faults) != 1 {
+		t.Errorf("error %v does not unwrap to the parser's *spec.Error", err)
+	}
+	c, err := CheckPolicy(mnp("", nil, `{"podSelector":{}}`))
+	if err != nil || len(c.Warnings) != 1 || !strings.HasPrefix(c.Warnings[0], "MultiNetworkPolicy team-a/*: ") {
+		t.Errorf("policy without a name: %v %q", err, c.Warnings)
 	}
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // demoSuccess is the demo's last line when everything worked.
-const demoSuccess = "DEMO OK: multinet ran as a DaemonSet on a real node; 3 pods got eth0 + 2 secondary networks, talked over each, and had one unplugged and plugged back while running"
+const demoSuccess = "DEMO OK: multinet ran as a DaemonSet on a real node; 3 pods got eth0 + 2 secondary networks, talked over each, had one unplugged and plugged back while running, and a MultiNetworkPolicy let one pod in over storage and kept another out"
 
 // TestRealNodeDemo is `make demo`: a real one-node cluster, multinet installed from deploy/,
 // NADs and a Deployment of three annotated pods applied with kubectl, each pod's interfaces
@@ -28,26 +28,26 @@ func TestRealNodeDemo(t *testing.T) {
 	say := func(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
 	show := func(out string) { fmt.Println(strings.TrimRight(out, "\n")) }
 
-	say("1/8 Starting a real node: etcd, kube-apiserver (RBAC), controller-manager, scheduler, containerd, kubelet")
+	say("1/9 Starting a real node: etcd, kube-apiserver (RBAC), controller-manager, scheduler, containerd, kubelet")
 	c := testbed.StartCluster(t)
 	info := c.NodeInfo(t)
 	fmt.Printf("kubelet %s, container runtime %s, runc %s\n", info.KubeletVersion, info.ContainerRuntimeVersion, c.RuncVersion(t))
 	show(c.RunKubectl(t, "get", "nodes", "-o", "wide"))
 
-	say("2/8 Installing multinet: kubectl apply -k (deploy/ + the test bed overlay)")
+	say("2/9 Installing multinet: kubectl apply -k (deploy/ + the test bed overlay)")
 	c.DeployMultinet(t, overlay)
 	show(c.RunKubectl(t, "-n", testbed.MultinetNamespace, "get", "daemonset,pods"))
 
-	say("3/8 Creating two secondary networks: kubectl apply -f test/e2e/demo/networks.yaml")
+	say("3/9 Creating two secondary networks: kubectl apply -f test/e2e/demo/networks.yaml")
 	show(c.RunKubectl(t, "apply", "-f", "demo/networks.yaml"))
 	show(c.RunKubectl(t, "-n", "demo", "get", "network-attachment-definitions"))
 
-	say("4/8 Starting a Deployment of 3 pods asking for both: kubectl apply -f test/e2e/demo/deployment.yaml")
+	say("4/9 Starting a Deployment of 3 pods asking for both: kubectl apply -f test/e2e/demo/deployment.yaml")
 	show(c.RunKubectl(t, "apply", "-f", "demo/deployment.yaml"))
 	c.RunKubectl(t, "-n", "demo", "rollout", "status", "deployment/web", "--timeout=3m")
 	show(c.RunKubectl(t, "-n", "demo", "get", "pods", "-o", "wide"))
 
-	say("5/8 Each pod's interfaces (kubectl exec ... ip addr) and network-status")
+	say("5/9 Each pod's interfaces (kubectl exec ... ip addr) and network-status")
 	pods := demoPods(t, c)
 	for _, p := range pods {
 		fmt.Printf("\npod %s:\n", p.name)
@@ -58,7 +58,7 @@ func TestRealNodeDemo(t *testing.T) {
 	fmt.Println("\nbackend's addresses are multinet-ipam's: the block this node claimed (kubectl get ipblocks)")
 	show(c.RunKubectl(t, "get", "ipblocks"))
 
-	say("6/8 Ping between pods over each secondary network (net1: storage, net2: backend)")
+	say("6/9 Ping between pods over each secondary network (net1: storage, net2: backend)")
 	from := pods[0]
 	for _, to := range pods[1:] {
 		for _, ifname := range []string{"net1", "net2"} {
@@ -71,11 +71,11 @@ func TestRealNodeDemo(t *testing.T) {
 	}
 	fmt.Println("and no route out: a ping to an address outside the test networks fails, as it must")
 
-	say("7/8 Hot unplug: kubectl annotate pods -l app=web --overwrite k8s.v1.cni.cncf.io/networks=storage")
+	say("7/9 Hot unplug: kubectl annotate pods -l app=web --overwrite k8s.v1.cni.cncf.io/networks=storage")
 	c.RunKubectl(t, "-n", "demo", "annotate", "pods", "-l", "app=web", "--overwrite", "k8s.v1.cni.cncf.io/networks=storage")
 	showInterfaces(t, c, from.name, "net2", false)
 
-	say("8/8 Hot plug: the same with storage,backend: net2 comes back, no restart")
+	say("8/9 Hot plug: the same with storage,backend: net2 comes back, no restart")
 	c.RunKubectl(t, "-n", "demo", "annotate", "pods", "-l", "app=web", "--overwrite", "k8s.v1.cni.cncf.io/networks=storage,backend")
 	showInterfaces(t, c, from.name, "net2", true)
 	for _, line := range strings.Split(c.PodEvents(t, "demo", from.name), "\n") {
@@ -83,6 +83,9 @@ func TestRealNodeDemo(t *testing.T) {
 			fmt.Println("event:", strings.Join(strings.Fields(line), " "))
 		}
 	}
+
+	say("9/9 MultiNetworkPolicy on storage only: web pods accept storage traffic from trusted=true pods (kubectl apply -f test/e2e/demo/policy.yaml)")
+	demoPolicy(t, c)
 
 	say("Their state, as an operator sees it: kubectl multinet status -n demo (the kubectl plugin, bin/kubectl-multinet)")
 	show(kubectlPlugin(t, c, "multinet", "status", "-n", "demo"))
@@ -94,6 +97,41 @@ func TestRealNodeDemo(t *testing.T) {
 			fmt.Printf("\n%s\n\n", demoSuccess)
 		}
 	})
+}
+
+// demoPolicy labels the second pod trusted, applies the policy, and shows that the second pod
+// reaches the first over storage (net1) while the third does not, and that backend (net2) is
+// not filtered. The pods are read again: the hot plug gave them a new net2.
+func demoPolicy(t *testing.T, c *testbed.Cluster) {
+	t.Helper()
+	pods := demoPods(t, c)
+	to, trusted, other := pods[0], pods[1], pods[2]
+	c.RunKubectl(t, "-n", "demo", "label", "pod", trusted.name, "trusted=true")
+	show := func(out string) { fmt.Println(strings.TrimRight(out, "\n")) }
+	show(c.RunKubectl(t, "apply", "-f", "demo/policy.yaml"))
+	ping := func(from demoPod, ifname string) error {
+		_, err := c.Exec(t, "demo", from.name, "ping", "-c", "1", "-W", "1", "-I", ifname, to.ips[ifname])
+		return err
+	}
+	// The policy reaches multinetd through its watch: wait until the other pod is kept out.
+	deadline := time.Now().Add(time.Minute)
+	for ping(other, "net1") == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still reaches %s over storage a minute after the policy", other.name, to.name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, row := range []struct {
+		from   demoPod
+		ifname string
+		want   bool
+	}{{trusted, "net1", true}, {other, "net1", false}, {other, "net2", true}} {
+		err := ping(row.from, row.ifname)
+		fmt.Printf("%s -> %s %s (%s): reached=%v\n", row.from.name, to.name, row.ifname, to.ips[row.ifname], err == nil)
+		if (err == nil) != row.want {
+			t.Fatalf("%s -> %s over %s: reached=%v, want %v", row.from.name, to.name, row.ifname, err == nil, row.want)
+		}
+	}
 }
 
 // showInterfaces waits until the pod has ifname (or has not), then prints its addresses.

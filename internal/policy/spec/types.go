@@ -67,16 +67,22 @@ func (p *MultiNetworkPolicy) DeepCopy() *MultiNetworkPolicy {
 // DeepCopyObject implements runtime.Object.
 func (p *MultiNetworkPolicy) DeepCopyObject() runtime.Object { return p.DeepCopy() }
 
-// DeepCopyObject implements runtime.Object.
-func (l *MultiNetworkPolicyList) DeepCopyObject() runtime.Object {
-	if l == nil {
-		return nil
-	}
-	out := &MultiNetworkPolicyList{TypeMeta: l.TypeMeta}
+// DeepCopyInto copies l into out.
+func (l *MultiNetworkPolicyList) DeepCopyInto(out *MultiNetworkPolicyList) {
+	out.TypeMeta = l.TypeMeta
 	l.ListMeta.DeepCopyInto(&out.ListMeta)
 	out.Items = make([]MultiNetworkPolicy, len(l.Items))
 	for i := range l.Items {
 		l.Items[i].DeepCopyInto(&out.Items[i])
 	}
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *MultiNetworkPolicyList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := new(MultiNetworkPolicyList)
+	l.DeepCopyInto(out)
 	return out
 }
