@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
@@ -778,39 +777,3 @@ func nlAttr(typ int, data []byte) []byte {
 	}
 	return b
 }
-
-// servePolicyCRD installs the MultiNetworkPolicy CRD (v1beta1 and v1beta2 served, the
-// same schema) when the testbed has not (deploy/crds lacks it), and waits until it is served.
-func servePolicyCRD(t *testing.T, dyn dynamic.Interface) {
-	t.Helper()
-	res := dyn.Resource(spec.GroupVersionResource(spec.V1beta2))
-	if _, err := res.List(testbed.Ctx(t), metav1.ListOptions{Limit: 1}); err == nil {
-		return
-	}
-	version := func(name string, storage bool) map[string]any {
-		return map[string]any{"name": name, "served": true, "storage": storage, "schema": map[string]any{
-			"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
-	}
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": spec.Resource + "." + spec.Group},
-		"spec": map[string]any{"group": spec.Group, "scope": "Namespaced",
-			"names":    map[string]any{"plural": spec.Resource, "singular": "multi-networkpolicy", "kind": spec.Kind, "shortNames": []any{"multi-policy"}},
-			"versions": []any{version(spec.V1beta1, false), version(spec.V1beta2, true)}},
-	}}
-	crds := dyn.Resource(apiextensionsCRDs)
-	if _, err := crds.Create(testbed.Ctx(t), crd, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the MultiNetworkPolicy CRD: %v", err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		_, err := res.List(testbed.Ctx(t), metav1.ListOptions{Limit: 1})
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MultiNetworkPolicy not served: %v", err)
-		}
-	}
-}
-
-var apiextensionsCRDs = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}

@@ -35,7 +35,6 @@ func TestPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	servePolicyCRD(t, dyn)
 	w := &world{Node: testbed.NewNode(t, cp), dyn: dyn, top: t}
 	for _, c := range []struct {
 		name string
