@@ -170,6 +170,11 @@ func (m *Manager) attachAll(ctx context.Context, req *request, delegates []plan.
 			m.rollback(ctx, sb, ifnames, ran)
 		}
 	}()
+	// The rules of the interfaces to come are in before they exist: not even a plugged one,
+	// in a running pod, is ever usable unfiltered.
+	if err := m.enforce(ctx, req, sb); err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex // guards sb while a stage's delegates run
 	done = m.phase(ctx, req.Command, "delegates")
 	defer func() { done() }() // on every return: the failing stage counts too

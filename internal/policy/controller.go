@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -125,9 +126,48 @@ func (c *Controller) Enforce(ctx context.Context, rec *checkpoint.Sandbox) error
 	}
 	sb := sandboxOf(rec, pod)
 	c.mu.Lock()
+	old := c.st.sandboxes[sb.id]
 	c.enqueue(c.st.setSandbox(sb.id, sb)...)
 	c.mu.Unlock()
-	return c.sync(sb.id)
+	err = c.sync(sb.id)
+	if err != nil && adds(old, sb) {
+		c.undo(sb, old)
+	}
+	return err
+}
+
+// undo puts back what was known of a sandbox before an ADD or plug whose rules could not
+// be programmed: the caller undoes the attachment, so neither its interface nor its
+// addresses (released, soon another pod's) may stay, as peers, in the rules of other pods.
+func (c *Controller) undo(sb, old *sandbox) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st.sandboxes[sb.id] != sb {
+		return // replaced meanwhile: the newer record holds
+	}
+	// old takes over what is known of the table (unknown since the failed attempt)
+	c.enqueue(c.st.setSandbox(sb.id, old)...)
+}
+
+// adds tells whether cur has an interface or an address old has not: an ADD or a plug,
+// which the caller undoes on failure (unlike an unplug).
+func adds(old, cur *sandbox) bool {
+	if old == nil {
+		return true
+	}
+	for _, i := range cur.ifaces {
+		if !slices.Contains(old.ifaces, i) {
+			return true
+		}
+	}
+	for network, addrs := range cur.pod.Addresses {
+		for _, a := range addrs {
+			if !slices.Contains(old.pod.Addresses[network], a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Forget drops a sandbox DELed: the pods that had it as a peer lose its addresses. Its

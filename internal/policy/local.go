@@ -35,8 +35,8 @@ func sandboxOf(sb *checkpoint.Sandbox, pod *corev1.Pod) *sandbox {
 	}
 	s := &sandbox{id: sb.ContainerID, netns: sb.Netns, uid: sb.PodUID, pod: p}
 	for _, a := range sb.Attachments {
-		if a.Default || a.State != checkpoint.Added {
-			continue
+		if a.Default || (a.State != checkpoint.Added && a.State != checkpoint.Adding) {
+			continue // an interface about to be added has its rules first, its addresses after
 		}
 		s.ifaces = append(s.ifaces, compile.Interface{IfName: a.IfName, Network: a.Network})
 		p.Addresses[a.Network] = append(p.Addresses[a.Network], resultAddrs(a.Result)...)
