@@ -236,7 +236,7 @@ func startPolicy(ctx context.Context, o Options, cfg *rest.Config, client *corea
 	}
 	pol := policy.New(policy.Config{AcceptICMPEcho: o.PolicyAcceptICMPEcho}, policy.Deps{
 		Pods: pods, Sandboxes: mgr.Store, Firewall: policy.Kernel{}, Events: mgr.Events, Log: log,
-		Observe: policy.Observer{Sync: m.ObservePolicySync, Policies: m.Policies, Programmed: m.PolicySandboxes},
+		Observe: policy.Observer{Sync: m.ObservePolicySync, Policies: m.Policies, Programmed: m.PolicyProgrammed},
 	})
 	mgr.Policy = pol
 	go labelled(ctx, "policy", func(ctx context.Context) {

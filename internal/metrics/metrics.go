@@ -56,6 +56,7 @@ type ipamMetrics struct {
 type policyMetrics struct {
 	policies  prometheus.Gauge
 	sandboxes prometheus.Gauge
+	allows    prometheus.Gauge
 	syncs     *prometheus.HistogramVec
 	failures  prometheus.Counter
 }
@@ -143,7 +144,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.api, m.dhcp.held, m.dhcp.renewals, m.dhcp.lost,
 		m.hotplug.operations, m.hotplug.reconciles, m.phases,
 		m.ipam.allocations, m.ipam.releases, m.ipam.claimed, m.ipam.reclaimed,
-		m.policy.policies, m.policy.sandboxes, m.policy.syncs, m.policy.failures,
+		m.policy.policies, m.policy.sandboxes, m.policy.allows, m.policy.syncs, m.policy.failures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -184,6 +185,9 @@ func newPolicyMetrics() policyMetrics {
 		sandboxes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "multinet_policy_sandboxes", Help: "Sandboxes of this node with MultiNetworkPolicy rules programmed.",
 		}),
+		allows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "multinet_policy_rules", Help: "MultiNetworkPolicy allow entries programmed in this node's sandboxes, all interfaces and directions.",
+		}),
 		syncs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "multinet_policy_sync_duration_seconds",
 			Help:    "Time to compute and program one sandbox's MultiNetworkPolicy rules, by result (success, error).",
@@ -209,8 +213,12 @@ func (m *Metrics) ObservePolicySync(took time.Duration, err error) {
 // Policies sets the number of MultiNetworkPolicies known.
 func (m *Metrics) Policies(n int) { m.policy.policies.Set(float64(n)) }
 
-// PolicySandboxes sets the number of sandboxes with rules programmed.
-func (m *Metrics) PolicySandboxes(n int) { m.policy.sandboxes.Set(float64(n)) }
+// PolicyProgrammed sets the number of sandboxes with rules programmed and of the allow
+// entries they hold.
+func (m *Metrics) PolicyProgrammed(sandboxes, allows int) {
+	m.policy.sandboxes.Set(float64(sandboxes))
+	m.policy.allows.Set(float64(allows))
+}
 
 // DHCPLeasesHeld sets the number of leases the lease manager holds.
 func (m *Metrics) DHCPLeasesHeld(n int) { m.dhcp.held.Set(float64(n)) }

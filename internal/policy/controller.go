@@ -53,7 +53,7 @@ type Observer struct {
 	Sync func(took time.Duration, err error)
 	// Policies: how many policies are known, how many sandboxes have rules.
 	Policies   func(n int)
-	Programmed func(sandboxes int)
+	Programmed func(sandboxes, allows int)
 }
 
 // Deps are the controller's edges.
@@ -273,18 +273,26 @@ func (c *Controller) sync(id string) (err error) {
 	return nil
 }
 
-// observeProgrammed reports how many sandboxes have rules. Called with mu held.
+// observeProgrammed reports how many sandboxes have rules, and how many allow entries they
+// hold in all. Called with mu held.
 func (c *Controller) observeProgrammed() {
 	if c.Observe.Programmed == nil {
 		return
 	}
-	n := 0
+	sandboxes, allows := 0, 0
 	for _, sb := range c.st.sandboxes {
 		if len(sb.programmed) > 0 {
-			n++
+			sandboxes++
+		}
+		for _, rs := range sb.programmed {
+			for _, d := range []*compile.Direction{rs.Ingress, rs.Egress} {
+				if d != nil {
+					allows += len(d.Allow)
+				}
+			}
 		}
 	}
-	c.Observe.Programmed(n)
+	c.Observe.Programmed(sandboxes, allows)
 }
 
 // work reprograms queued sandboxes until the queue shuts down; a failure is retried with
