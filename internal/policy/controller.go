@@ -92,7 +92,7 @@ type Controller struct {
 	peersSynced func() bool
 	// lastErr is why the caches are not synced yet (the CRD could not be looked up)
 	lastErr error
-	kick        chan struct{} // policies changed: are the pods of other nodes still needed?
+	kick    chan struct{} // policies changed: are the pods of other nodes still needed?
 }
 
 // New builds a controller; Run starts it.
