@@ -29,9 +29,11 @@ type Config struct {
 	Workers int
 }
 
-// Firewall programs a sandbox's table (package firewall).
+// Firewall programs a sandbox's table (package firewall): Program whatever the table
+// holds, Update from the rules it was last programmed with, changing only what differs.
 type Firewall interface {
 	Program(netnsPath string, rs []compile.Ruleset, o firewall.Options) error
+	Update(netnsPath string, old, cur []compile.Ruleset, o firewall.Options) error
 	Remove(netnsPath string) error
 }
 
@@ -178,6 +180,10 @@ func (c *Controller) sync(id string) (err error) {
 	}
 	rs := compile.Rules(sb.pod, sb.ifaces, c.st.policiesIn(sb.pod.Namespace), c.st.view())
 	same := !sb.stale && compile.Equal(sb.programmed, rs)
+	// Rules programmed, not stale, are what the table holds: Update changes only what
+	// differs. A sandbox new to the controller may be in a netns with a table of before
+	// (an ADD retried after its DEL): Program replaces whatever is there.
+	old, known := sb.programmed, !sb.stale && sb.programmed != nil
 	c.mu.Unlock()
 	if same {
 		return nil
@@ -187,7 +193,12 @@ func (c *Controller) sync(id string) (err error) {
 			c.Observe.Sync(time.Since(start), err)
 		}
 	}()
-	err = c.Firewall.Program(sb.netns, rs, firewall.Options{AcceptICMPEcho: c.cfg.AcceptICMPEcho})
+	o := firewall.Options{AcceptICMPEcho: c.cfg.AcceptICMPEcho}
+	if known {
+		err = c.Firewall.Update(sb.netns, old, rs, o)
+	} else {
+		err = c.Firewall.Program(sb.netns, rs, o)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.st.sandboxes[id] != sb {
@@ -254,6 +265,11 @@ type Kernel struct{}
 // Program implements Firewall.
 func (Kernel) Program(netnsPath string, rs []compile.Ruleset, o firewall.Options) error {
 	return firewall.Program(netnsPath, rs, o)
+}
+
+// Update implements Firewall.
+func (Kernel) Update(netnsPath string, old, cur []compile.Ruleset, o firewall.Options) error {
+	return firewall.Update(netnsPath, old, cur, o)
 }
 
 // Remove implements Firewall.
