@@ -3,6 +3,7 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 
@@ -92,5 +93,54 @@ func BenchmarkProgramConcurrent(b *testing.B) {
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// BenchmarkUpdate changes one interface's ingress (50 allows of 10 prefixes and 2 port
+// ranges) back and forth: the addresses of one allow ("elements": set elements alone),
+// the ports of one allow ("rules": its chain refilled), and the same change made by
+// replacing the table with Program ("replace").
+func BenchmarkUpdate(b *testing.B) {
+	testbed.RequireRoot(b)
+	base := benchRulesets(1, 50)
+	addrs := benchRulesets(1, 50)
+	moved := slices.Clone(addrs[0].Ingress.Allow)
+	moved[7].Addrs = slices.Clone(moved[7].Addrs)
+	moved[7].Addrs[3] = netip.MustParsePrefix("10.200.0.0/24")
+	addrs[0].Ingress = allow(moved...)
+	portsChanged := benchRulesets(1, 50)
+	reported := slices.Clone(portsChanged[0].Ingress.Allow)
+	reported[7].Ports = []compile.PortRange{ports(spec.TCP, 9000, 9001)}
+	portsChanged[0].Ingress = allow(reported...)
+	for _, c := range []struct {
+		name    string
+		other   []compile.Ruleset
+		program bool
+	}{{"elements", addrs, false}, {"rules", portsChanged, false}, {"replace", portsChanged, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			netns := testbed.NewNetNS(b)
+			if err := Program(netns.Path(), base, Options{}); err != nil {
+				b.Fatal(err)
+			}
+			states := [][]compile.Ruleset{base, c.other}
+			i := 0
+			for b.Loop() {
+				old, cur := states[i%2], states[(i+1)%2]
+				i++
+				var err error
+				if c.program {
+					err = Program(netns.Path(), cur, Options{})
+				} else {
+					var how outcome
+					how, err = update(netns.Path(), old, cur, Options{})
+					if err == nil && how != edited {
+						b.Fatalf("update did %d, want an edit", how)
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -106,7 +106,11 @@ func hasTable(c *nftables.Conn) (bool, error) {
 	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }), nil
 }
 
-// withConn runs f with an nftables connection into the network namespace at netnsPath.
+// withConn runs f with an nftables connection into the network namespace at netnsPath:
+// one netlink socket for all that f does, closed in the background once f is done. The
+// kernel holds the close of a socket whose netns has freed nothing yet of what a
+// transaction deleted until it has (an RCU grace period, some 13 ms, and any netns's
+// deletions count); the rules are in place by then, so nothing waits for that.
 func withConn(netnsPath string, f func(*nftables.Conn) error) error {
 	ns, err := os.Open(netnsPath)
 	if errors.Is(err, os.ErrNotExist) {
@@ -116,10 +120,11 @@ func withConn(netnsPath string, f func(*nftables.Conn) error) error {
 		return fmt.Errorf("netns %s: opening: %w", netnsPath, err)
 	}
 	defer ns.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())), nftables.WithSockOptions(largeBuffers))
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())), nftables.AsLasting(), nftables.WithSockOptions(largeBuffers))
 	if err != nil {
 		return fmt.Errorf("netns %s: nftables connection: %w", netnsPath, err)
 	}
+	defer func() { go func() { _ = c.CloseLasting() }() }()
 	return f(c)
 }
 
