@@ -1,11 +1,11 @@
 package firewall
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/google/nftables"
 
@@ -177,7 +177,21 @@ func (b *batch) editChain(d direction, e chainEdit, o Options) error {
 		b.c.AddChain(ch)
 		return b.chain(ch, d, e.cur, o)
 	}
-	oldShape, oldSets, err := shapeOf(ch.Name, e.old)
+	if e.cur != nil {
+		changes, ok, err := elementChanges(ch.Name, e.old, e.cur)
+		if err != nil {
+			return err
+		}
+		if ok { // the same rules; only the addresses of some sets differ
+			for _, sc := range changes {
+				if err := b.updateElements(sc.name, sc.cur, sc.old); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	oldSets, err := setsOf(ch.Name, e.old)
 	if err != nil {
 		return err
 	}
@@ -186,18 +200,9 @@ func (b *batch) editChain(d direction, e chainEdit, o Options) error {
 		b.delSets(oldSets, nil)
 		return nil
 	}
-	curShape, curSets, err := shapeOf(ch.Name, e.cur)
+	curSets, err := setsOf(ch.Name, e.cur)
 	if err != nil {
 		return err
-	}
-	if slices.Equal(oldShape, curShape) {
-		// The same rules; only the addresses of some sets differ.
-		for name, fam := range curSets {
-			if err := b.updateElements(name, fam, oldSets[name].ranges); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
 	b.c.FlushChain(ch)
 	b.delSets(oldSets, curSets)
@@ -215,12 +220,56 @@ func (b *batch) delSets(old, cur map[string]family) {
 	}
 }
 
+// setChange is a set whose elements change: from old's ranges to cur's.
+type setChange struct {
+	name string
+	cur  family
+	old  []addrRange
+}
+
+// elementChanges tells whether old and cur make the same rules, their sets aside (ok),
+// and if so which sets change. Allows of the same addresses are not looked into.
+func elementChanges(ch string, old, cur *compile.Direction) (changes []setChange, ok bool, err error) {
+	if len(old.Allow) != len(cur.Allow) {
+		return nil, false, nil
+	}
+	for i, a := range cur.Allow {
+		was := old.Allow[i]
+		if a.Any != was.Any || !slices.Equal(a.Ports, was.Ports) {
+			return nil, false, nil
+		}
+		if a.Any || slices.Equal(a.Addrs, was.Addrs) {
+			continue
+		}
+		v4, v6, err := splitFamilies(a.Addrs)
+		if err != nil {
+			return nil, false, fmt.Errorf("allow %d: %w", i, err)
+		}
+		wasV4, wasV6, err := splitFamilies(was.Addrs)
+		if err != nil {
+			return nil, false, fmt.Errorf("allow %d: %w", i, err)
+		}
+		for _, f := range []struct {
+			cur family
+			old []addrRange
+		}{{family{ipv4, v4}, wasV4}, {family{ipv6, v6}, wasV6}} {
+			switch {
+			case slices.Equal(f.cur.ranges, f.old):
+			case len(f.cur.ranges) < 2 || len(f.old) < 2:
+				return nil, false, nil // a set in one, a comparison (or nothing) in the other
+			default:
+				changes = append(changes, setChange{name: setName(ch, i, f.cur), cur: f.cur, old: f.old})
+			}
+		}
+	}
+	return changes, true, nil
+}
+
 // updateElements queues what makes the set name hold fam's ranges rather than old's: the
 // ranges only old has deleted, then those only fam has added. Whole ranges, never a lone
 // end, keep the set's intervals well formed at every step, as the kernel checks them.
 func (b *batch) updateElements(name string, fam family, old []addrRange) error {
-	gone := slices.DeleteFunc(slices.Clone(old), func(r addrRange) bool { return slices.Contains(fam.ranges, r) })
-	added := slices.DeleteFunc(slices.Clone(fam.ranges), func(r addrRange) bool { return slices.Contains(old, r) })
+	gone, added := diffRanges(old, fam.ranges)
 	s := &nftables.Set{Table: b.table, Name: name, KeyType: fam.key, Interval: true}
 	if len(gone) > 0 {
 		if err := b.c.SetDeleteElements(s, intervalElements(gone)); err != nil {
@@ -235,34 +284,39 @@ func (b *batch) updateElements(name string, fam family, old []addrRange) error {
 	return nil
 }
 
-// shapeOf describes the rules the chain ch gets for dir, with each set standing for its
-// name, and returns the sets' addresses: two directions of the same shape differ only in
-// the elements of their sets.
-func shapeOf(ch string, dir *compile.Direction) ([]string, map[string]family, error) {
-	shape := make([]string, 0, len(dir.Allow))
+// diffRanges is the ranges only in a and those only in b, both sorted by first address.
+func diffRanges(a, b []addrRange) (onlyA, onlyB []addrRange) {
+	for len(a) > 0 && len(b) > 0 {
+		switch c := cmp.Or(a[0].first.Compare(b[0].first), a[0].last.Compare(b[0].last)); {
+		case c == 0:
+			a, b = a[1:], b[1:]
+		case c < 0:
+			onlyA, a = append(onlyA, a[0]), a[1:]
+		default:
+			onlyB, b = append(onlyB, b[0]), b[1:]
+		}
+	}
+	return append(onlyA, a...), append(onlyB, b...)
+}
+
+// setsOf is the sets the chain ch has for dir, by name.
+func setsOf(ch string, dir *compile.Direction) (map[string]family, error) {
 	sets := map[string]family{}
 	for i, a := range dir.Allow {
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "any=%t ports=%v", a.Any, a.Ports)
-		if !a.Any {
-			v4, v6, err := splitFamilies(a.Addrs)
-			if err != nil {
-				return nil, nil, fmt.Errorf("allow %d: %w", i, err)
-			}
-			for _, fam := range []family{{ipv4, v4}, {ipv6, v6}} {
-				switch name := setName(ch, i, fam); len(fam.ranges) {
-				case 0:
-				case 1:
-					fmt.Fprintf(&sb, " %s=%v", fam.name, fam.ranges[0])
-				default:
-					fmt.Fprintf(&sb, " %s=set", fam.name)
-					sets[name] = fam
-				}
+		if a.Any {
+			continue
+		}
+		v4, v6, err := splitFamilies(a.Addrs)
+		if err != nil {
+			return nil, fmt.Errorf("allow %d: %w", i, err)
+		}
+		for _, fam := range []family{{ipv4, v4}, {ipv6, v6}} {
+			if len(fam.ranges) > 1 {
+				sets[setName(ch, i, fam)] = fam
 			}
 		}
-		shape = append(shape, sb.String())
 	}
-	return shape, sets, nil
+	return sets, nil
 }
 
 // setName names the set of the i-th allow of chain ch for fam's addresses: by position,
