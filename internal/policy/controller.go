@@ -23,9 +23,10 @@ import (
 type Config struct {
 	// AcceptICMPEcho lets ICMP and ICMPv6 echo through isolated directions.
 	AcceptICMPEcho bool
-	// Workers is how many sandboxes are reprogrammed at once after an event. A replaced
-	// table costs a kernel wait (some 13 ms) that is not CPU: waits in different network
-	// namespaces overlap, so many workers keep a change across a node's pods short.
+	// Workers is how many sandboxes are reprogrammed at once after an event. What waits
+	// on the kernel (the netlink round trips, a grace period after deletions) is not CPU:
+	// waits in different network namespaces overlap, so many workers keep a change
+	// across a node's pods short.
 	Workers int
 }
 
@@ -125,8 +126,8 @@ func (c *Controller) Enforce(ctx context.Context, rec *checkpoint.Sandbox) error
 }
 
 // Forget drops a sandbox DELed: the pods that had it as a peer lose its addresses. Its
-// table is left to go with its network namespace: removing it would cost the DEL a kernel
-// wait of some 13 ms (a transaction that deletes), for nothing.
+// table is left to go with its network namespace: removing it would cost the DEL a
+// transaction, and the kernel a grace period to free what it deleted, for nothing.
 func (c *Controller) Forget(containerID, _ string) {
 	if !c.enabled() {
 		return

@@ -2,8 +2,9 @@
 // network namespace: one nftables table, inet multinet, whose base chains input and output
 // jump per interface to in-<ifname> and out-<ifname> for the isolated directions. Each
 // Program replaces the whole table in one netlink transaction, so there is never a moment
-// with the old rules gone and the new ones not yet in. It speaks netlink through
-// github.com/google/nftables: there is no binary to ship.
+// with the old rules gone and the new ones not yet in; Update, given the rules programmed
+// last, changes in one transaction only the chains and set elements that differ. It
+// speaks netlink through github.com/google/nftables: there is no binary to ship.
 package firewall
 
 import (
@@ -55,9 +56,7 @@ func Program(netnsPath string, rs []compile.Ruleset, o Options) error {
 }
 
 // commit sends the transaction that makes the table rs. When the table exists, the same
-// transaction deletes it first; else it creates it, failing should it exist by then. The
-// kernel waits for an RCU grace period (milliseconds) when a transaction deletes anything,
-// so a pod's first rules, which delete nothing, go in much faster than a replacement.
+// transaction deletes it first; else it creates it, failing should it exist by then.
 func commit(c *nftables.Conn, exists bool, rs []compile.Ruleset, o Options) error {
 	b := newBatch(c)
 	if exists {
@@ -108,9 +107,8 @@ func hasTable(c *nftables.Conn) (bool, error) {
 
 // withConn runs f with an nftables connection into the network namespace at netnsPath:
 // one netlink socket for all that f does, closed in the background once f is done. The
-// kernel holds the close of a socket whose netns has freed nothing yet of what a
-// transaction deleted until it has (an RCU grace period, some 13 ms, and any netns's
-// deletions count); the rules are in place by then, so nothing waits for that.
+// kernel holds the close of the socket until what a transaction deleted is freed (an RCU
+// grace period, some 13 ms); the rules are in place by then, so nobody waits for it.
 func withConn(netnsPath string, f func(*nftables.Conn) error) error {
 	ns, err := os.Open(netnsPath)
 	if errors.Is(err, os.ErrNotExist) {
