@@ -147,6 +147,8 @@ func BenchmarkEnforce(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	c.queue.ShutDownWithDrain() // each ADD made the others reprogram; let them finish
 }
 
 // benchController is a running controller on benchPods sandboxes of namespace "bench",
@@ -162,12 +164,13 @@ func benchController(b testing.TB) (*Controller, chan struct{}) {
 	for range c.cfg.Workers {
 		go c.work()
 	}
-	b.Cleanup(c.queue.ShutDown)
 	for i := range benchPods {
 		if err := c.Enforce(context.Background(), benchRecord(b, i)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	// Before the namespaces go (cleanups run last first): a worker in one keeps it busy.
+	b.Cleanup(c.queue.ShutDownWithDrain)
 	return c, synced
 }
 
