@@ -44,6 +44,8 @@ type batch struct {
 	// kept are the sets an Update keeps for the chain it refills, with their elements as
 	// they are: the allows that need them again update their elements.
 	kept map[string]family
+	// before: the handle of the rule that rules go before, rather than at the chain's end
+	before uint64
 }
 
 func newBatch(c *nftables.Conn) *batch {
@@ -156,7 +158,13 @@ func (b *batch) rule(ch *nftables.Chain, parts ...[]expr.Any) {
 	for _, p := range parts {
 		exprs = append(exprs, p...)
 	}
-	b.c.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: exprs})
+	r := &nftables.Rule{Table: b.table, Chain: ch, Exprs: exprs}
+	if b.before != 0 {
+		r.Position = b.before
+		b.c.InsertRule(r)
+		return
+	}
+	b.c.AddRule(r)
 }
 
 // intervalSet queues a set of address intervals, for the lookups of one allow. It is not

@@ -204,11 +204,86 @@ func (b *batch) editChain(d direction, e chainEdit, o Options) error {
 	if err != nil {
 		return err
 	}
-	b.c.FlushChain(ch)
-	b.delSets(oldSets, curSets)
 	b.kept = oldSets
 	defer func() { b.kept = nil }()
+	if ok, err := b.editRules(ch, d, e, o, oldSets, curSets); ok || err != nil {
+		return err
+	}
+	b.c.FlushChain(ch)
+	b.delSets(oldSets, curSets)
 	return b.chain(ch, d, e.cur, o)
+}
+
+// editRules queues, for a chain with as many allows in cur as in old, the deletion of the
+// rules of the allows that changed and the insertion of their new rules where those were,
+// reading the chain's rules for their handles: the rules of the other allows stay. ok is
+// false, nothing queued, when the chain does not hold the rules old makes.
+func (b *batch) editRules(ch *nftables.Chain, d direction, e chainEdit, o Options, oldSets, curSets map[string]family) (bool, error) {
+	n := len(e.cur.Allow)
+	if len(e.old.Allow) != n {
+		return false, nil
+	}
+	// start[i] is the index of the first rule of the i-th allow; start[n], the drop's.
+	start := make([]int, n+1)
+	start[0] = 1 + len(alwaysPass(d, o))
+	for i, a := range e.old.Allow {
+		count, err := ruleCount(a)
+		if err != nil {
+			return false, err
+		}
+		start[i+1] = start[i] + count
+	}
+	rules, err := b.c.GetRules(b.table, ch)
+	if err != nil || len(rules) != start[n]+1 {
+		return false, nil // the refill's transaction finds out what is wrong
+	}
+	changed := func(i int) bool { return !sameAllow(e.old.Allow[i], e.cur.Allow[i]) }
+	for i := range n {
+		if !changed(i) {
+			continue
+		}
+		for _, r := range rules[start[i]:start[i+1]] {
+			if err := b.c.DelRule(r); err != nil {
+				return false, err
+			}
+		}
+	}
+	b.delSets(oldSets, curSets)
+	defer func() { b.before = 0 }()
+	for i := range n {
+		if !changed(i) {
+			continue
+		}
+		// Before the first rule that stays after the allow's old ones: the drop at last.
+		next := i + 1
+		for next < n && (changed(next) || start[next] == start[next+1]) {
+			next++
+		}
+		b.before = rules[start[next]].Handle
+		if err := b.allow(ch, d, i, e.cur.Allow[i]); err != nil {
+			return false, fmt.Errorf("allow %d: %w", i, err)
+		}
+	}
+	return true, nil
+}
+
+// ruleCount is how many rules allow gets: one a port range and address family.
+func ruleCount(a compile.Allow) (int, error) {
+	ports := max(len(a.Ports), 1)
+	if a.Any {
+		return ports, nil
+	}
+	v4, v6, err := splitFamilies(a.Addrs)
+	if err != nil {
+		return 0, err
+	}
+	families := 0
+	for _, f := range [][]addrRange{v4, v6} {
+		if len(f) > 0 {
+			families++
+		}
+	}
+	return families * ports, nil
 }
 
 // delSets queues the deletion of the sets of old that cur has not.
@@ -328,7 +403,9 @@ func sameDirection(a, b *compile.Direction) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return slices.EqualFunc(a.Allow, b.Allow, func(x, y compile.Allow) bool {
-		return x.Any == y.Any && slices.Equal(x.Addrs, y.Addrs) && slices.Equal(x.Ports, y.Ports)
-	})
+	return slices.EqualFunc(a.Allow, b.Allow, sameAllow)
+}
+
+func sameAllow(a, b compile.Allow) bool {
+	return a.Any == b.Any && slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Ports, b.Ports)
 }

@@ -344,3 +344,45 @@ func dumpTable(t *testing.T, netnsPath string) string {
 	}
 	return sb.String()
 }
+
+// TestUpdateEditsRulesInPlace changes some allows of a chain and not others, the rules of
+// the others kept: the table is the one Program makes, rule for rule, in order.
+func TestUpdateEditsRulesInPlace(t *testing.T) {
+	testbed.RequireRoot(t)
+	a := allowFrom("10.1.0.2/32", "10.1.0.4/32")
+	b := compile.Allow{Any: true, Ports: []compile.PortRange{ports(spec.TCP, 7001, 0), ports(spec.UDP, 7002, 7003)}}
+	c := compile.Allow{Addrs: prefixes("fd01::2/128", "10.1.0.9/32"), Ports: []compile.PortRange{ports(spec.SCTP, 0, 0)}}
+	none := compile.Allow{} // no address: no rule
+	d := allowFrom("10.1.0.3/32")
+	bPorts := compile.Allow{Any: true, Ports: []compile.PortRange{ports(spec.TCP, 7004, 0)}}
+	cMore := compile.Allow{Addrs: prefixes("fd01::2/128", "fd01::8/125", "10.1.0.9/32"), Ports: c.Ports}
+	steps := [][]compile.Allow{
+		{a, b, c, none, d},
+		{a, bPorts, c, none, d},     // one in the middle
+		{a, b, cMore, none, d},      // two in a row, one of them now with a set
+		{d, b, cMore, none, a},      // the first and the last
+		{d, b, cMore, a, a},         // one that had no rule
+		{d, b, cMore, none, bPorts}, // one that has none now, the next changed
+	}
+	for _, o := range []Options{{}, {AcceptICMPEcho: true}} {
+		netns, ref := testbed.NewNetNS(t), testbed.NewNetNS(t)
+		var prev []compile.Ruleset
+		for i, s := range steps {
+			cur := []compile.Ruleset{net1(allow(s...), denyAll)}
+			how, err := update(netns.Path(), prev, cur, o)
+			if err != nil {
+				t.Fatalf("step %d: Update: %v", i, err)
+			}
+			if want := map[bool]outcome{true: replaced, false: edited}[i == 0]; how != want {
+				t.Errorf("step %d: Update did %d, want %d", i, how, want)
+			}
+			if err := Program(ref.Path(), cur, o); err != nil {
+				t.Fatalf("step %d: Program: %v", i, err)
+			}
+			if got, want := dumpTable(t, netns.Path()), dumpTable(t, ref.Path()); got != want {
+				t.Errorf("step %d %+v: table after Update:\n%s\nwant, as Program makes it:\n%s", i, o, got, want)
+			}
+			prev = cur
+		}
+	}
+}
