@@ -16,10 +16,12 @@ import (
 // Program does, given old: the rules last programmed there with o. One atomic netlink
 // transaction touches only what differs: a chain whose rules are unchanged is kept; a chain
 // whose allows differ only in the addresses of their sets gets those sets' elements
-// updated, rules untouched; another changed chain is flushed and filled again; the jumps
-// of a base chain are redone only when its interfaces change. The same rules in cur as in
-// old send nothing at all. When the table appears or goes, and when the kernel refuses
-// the edit (old is not what it has), the whole table is replaced by Program.
+// updated, rules untouched; a chain with as many allows as before has the rules of those
+// that changed replaced in place (their handles read from the kernel); another changed
+// chain is flushed and filled again; the jumps of a base chain are redone only when its
+// interfaces change. The table ends up as Program would make it, rule for rule. The same
+// rules in cur as in old send nothing at all. When the table appears or goes, and when the
+// kernel refuses the edit (old is not what it has), Program replaces the whole table.
 func Update(netnsPath string, old, cur []compile.Ruleset, o Options) error {
 	_, err := update(netnsPath, old, cur, o)
 	return err
