@@ -35,8 +35,10 @@ func benchRulesets(ifaces, n int) []compile.Ruleset {
 }
 
 // benchProgram measures Program replacing the table ("replace") and making it in a netns
-// without one ("first", as on a pod's ADD); the kernel makes a transaction that deletes
-// anything wait for an RCU grace period, so the two differ.
+// without one ("first"). Each runs in the netns the last one left: after a transaction that
+// deleted something (the Remove before each "first" too), the next one in that netns waits
+// for the kernel to free it (an RCU grace period, some 13 ms). A pod's ADD, in a new netns,
+// does not wait.
 func benchProgram(b *testing.B, rs []compile.Ruleset) {
 	testbed.RequireRoot(b)
 	for _, first := range []bool{false, true} {
@@ -98,8 +100,9 @@ func BenchmarkProgramConcurrent(b *testing.B) {
 
 // BenchmarkUpdate changes one interface's ingress (50 allows of 10 prefixes and 2 port
 // ranges) back and forth: the addresses of one allow ("elements": set elements alone),
-// the ports of one allow ("rules": its chain refilled), and the same change made by
-// replacing the table with Program ("replace").
+// the ports of one allow ("rules": its rules replaced in place), and the same change made
+// by replacing the table with Program ("replace"). Every change deletes something, so
+// each waits for the grace period the one before it started (see benchProgram).
 func BenchmarkUpdate(b *testing.B) {
 	testbed.RequireRoot(b)
 	base := benchRulesets(1, 50)
