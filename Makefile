@@ -57,7 +57,7 @@ e2e: tools
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./internal/ipam/
-	$(GO) test -run '^$$' -bench 'PolicyChange|PeerCache' -benchtime 1x -timeout 10m ./internal/policy/
+	$(GO) test -run '^$$' -bench 'PolicyChange|PeerChange|PeerCache' -benchtime 1x -timeout 10m ./internal/policy/
 	$(GO) test -run '^$$' -bench 'Enforce' -benchtime 200x -timeout 10m ./internal/policy/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/
 

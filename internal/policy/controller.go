@@ -24,15 +24,18 @@ import (
 type Config struct {
 	// AcceptICMPEcho lets ICMP and ICMPv6 echo through isolated directions.
 	AcceptICMPEcho bool
-	// Workers is how many sandboxes are reprogrammed at once after an event. A replaced
-	// table costs a kernel wait (some 13 ms) that is not CPU: waits in different network
-	// namespaces overlap, so many workers keep a change across a node's pods short.
+	// Workers is how many sandboxes are reprogrammed at once after an event. What waits
+	// on the kernel (the netlink round trips, a grace period after deletions) is not CPU:
+	// waits in different network namespaces overlap, so many workers keep a change
+	// across a node's pods short.
 	Workers int
 }
 
-// Firewall programs a sandbox's table (package firewall).
+// Firewall programs a sandbox's table (package firewall): Program whatever the table
+// holds, Update from the rules it was last programmed with, changing only what differs.
 type Firewall interface {
 	Program(netnsPath string, rs []compile.Ruleset, o firewall.Options) error
+	Update(netnsPath string, old, cur []compile.Ruleset, o firewall.Options) error
 	Remove(netnsPath string) error
 }
 
@@ -171,8 +174,8 @@ func adds(old, cur *sandbox) bool {
 }
 
 // Forget drops a sandbox DELed: the pods that had it as a peer lose its addresses. Its
-// table is left to go with its network namespace: removing it would cost the DEL a kernel
-// wait of some 13 ms (a transaction that deletes), for nothing.
+// table is left to go with its network namespace: removing it would cost the DEL a
+// transaction, and the kernel a grace period to free what it deleted, for nothing.
 func (c *Controller) Forget(containerID, _ string) {
 	if !c.enabled() {
 		return
@@ -249,6 +252,10 @@ func (c *Controller) sync(id string) (err error) {
 	}
 	rs := compile.Rules(sb.pod, sb.ifaces, c.st.policiesIn(sb.pod.Namespace), c.st.view())
 	same := !sb.stale && compile.Equal(sb.programmed, rs)
+	// Rules programmed, not stale, are what the table holds: Update changes only what
+	// differs. A sandbox new to the controller may be in a netns with a table of before
+	// (an ADD retried after its DEL): Program replaces whatever is there.
+	old, known := sb.programmed, !sb.stale && sb.programmed != nil
 	c.mu.Unlock()
 	if same {
 		return nil
@@ -258,7 +265,12 @@ func (c *Controller) sync(id string) (err error) {
 			c.Observe.Sync(time.Since(start), err)
 		}
 	}()
-	err = c.Firewall.Program(sb.netns, rs, firewall.Options{AcceptICMPEcho: c.cfg.AcceptICMPEcho})
+	o := firewall.Options{AcceptICMPEcho: c.cfg.AcceptICMPEcho}
+	if known {
+		err = c.Firewall.Update(sb.netns, old, rs, o)
+	} else {
+		err = c.Firewall.Program(sb.netns, rs, o)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.st.sandboxes[id] != sb {
@@ -333,6 +345,11 @@ type Kernel struct{}
 // Program implements Firewall.
 func (Kernel) Program(netnsPath string, rs []compile.Ruleset, o firewall.Options) error {
 	return firewall.Program(netnsPath, rs, o)
+}
+
+// Update implements Firewall.
+func (Kernel) Update(netnsPath string, old, cur []compile.Ruleset, o firewall.Options) error {
+	return firewall.Update(netnsPath, old, cur, o)
 }
 
 // Remove implements Firewall.

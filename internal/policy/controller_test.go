@@ -31,6 +31,8 @@ type tables struct {
 	rules map[string][]compile.Ruleset
 	calls map[string]int
 	fail  error
+	// updates counts the calls of Update: rules programmed before, changed since
+	updates int
 }
 
 func (f *tables) Program(netns string, rs []compile.Ruleset, _ firewall.Options) error {
@@ -42,6 +44,20 @@ func (f *tables) Program(netns string, rs []compile.Ruleset, _ firewall.Options)
 	f.rules[netns] = rs
 	f.calls[netns]++
 	return nil
+}
+
+// Update checks that old is what the netns was last programmed with.
+func (f *tables) Update(netns string, old, cur []compile.Ruleset, o firewall.Options) error {
+	f.mu.Lock()
+	had := f.rules[netns]
+	f.mu.Unlock()
+	if !compile.Equal(old, had) {
+		return fmt.Errorf("netns %s: Update from %+v, but it holds %+v", netns, old, had)
+	}
+	f.mu.Lock()
+	f.updates++
+	f.mu.Unlock()
+	return f.Program(netns, cur, o)
 }
 
 func (f *tables) Remove(netns string) error {
@@ -151,6 +167,9 @@ func TestEventsReprogramOnlyTheSandboxesTheyAffect(t *testing.T) {
 	c.onLocalPod(podWith("a", "client", map[string]string{"role": "client"}), podWith("a", "client", map[string]string{"role": "none"}))
 	if got := settle(t, c, f); !slices.Equal(got, []string{"web1", "web2"}) {
 		t.Fatalf("peer relabelled: programmed %v, want web1 web2", got)
+	}
+	if f.updates != 2 {
+		t.Fatalf("peer relabelled: %d Updates, want web1's and web2's, from the rules they had", f.updates)
 	}
 	// A peer on another node appears with an address on blue.
 	c.onPeer(context.Background(), &peerPod{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "far"},

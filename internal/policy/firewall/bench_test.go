@@ -3,6 +3,7 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 
@@ -34,8 +35,10 @@ func benchRulesets(ifaces, n int) []compile.Ruleset {
 }
 
 // benchProgram measures Program replacing the table ("replace") and making it in a netns
-// without one ("first", as on a pod's ADD); the kernel makes a transaction that deletes
-// anything wait for an RCU grace period, so the two differ.
+// without one ("first"). Each runs in the netns the last one left: after a transaction that
+// deleted something (the Remove before each "first" too), the next one in that netns waits
+// for the kernel to free it (an RCU grace period, some 13 ms). A pod's ADD, in a new netns,
+// does not wait.
 func benchProgram(b *testing.B, rs []compile.Ruleset) {
 	testbed.RequireRoot(b)
 	for _, first := range []bool{false, true} {
@@ -92,5 +95,55 @@ func BenchmarkProgramConcurrent(b *testing.B) {
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// BenchmarkUpdate changes one interface's ingress (50 allows of 10 prefixes and 2 port
+// ranges) back and forth: the addresses of one allow ("elements": set elements alone),
+// the ports of one allow ("rules": its rules replaced in place), and the same change made
+// by replacing the table with Program ("replace"). Every change deletes something, so
+// each waits for the grace period the one before it started (see benchProgram).
+func BenchmarkUpdate(b *testing.B) {
+	testbed.RequireRoot(b)
+	base := benchRulesets(1, 50)
+	addrs := benchRulesets(1, 50)
+	moved := slices.Clone(addrs[0].Ingress.Allow)
+	moved[7].Addrs = slices.Clone(moved[7].Addrs)
+	moved[7].Addrs[3] = netip.MustParsePrefix("10.200.0.0/24")
+	addrs[0].Ingress = allow(moved...)
+	portsChanged := benchRulesets(1, 50)
+	reported := slices.Clone(portsChanged[0].Ingress.Allow)
+	reported[7].Ports = []compile.PortRange{ports(spec.TCP, 9000, 9001)}
+	portsChanged[0].Ingress = allow(reported...)
+	for _, c := range []struct {
+		name    string
+		other   []compile.Ruleset
+		program bool
+	}{{"elements", addrs, false}, {"rules", portsChanged, false}, {"replace", portsChanged, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			netns := testbed.NewNetNS(b)
+			if err := Program(netns.Path(), base, Options{}); err != nil {
+				b.Fatal(err)
+			}
+			states := [][]compile.Ruleset{base, c.other}
+			i := 0
+			for b.Loop() {
+				old, cur := states[i%2], states[(i+1)%2]
+				i++
+				var err error
+				if c.program {
+					err = Program(netns.Path(), cur, Options{})
+				} else {
+					var how outcome
+					how, err = update(netns.Path(), old, cur, Options{})
+					if err == nil && how != edited {
+						b.Fatalf("update did %d, want an edit", how)
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -2,8 +2,9 @@
 // network namespace: one nftables table, inet multinet, whose base chains input and output
 // jump per interface to in-<ifname> and out-<ifname> for the isolated directions. Each
 // Program replaces the whole table in one netlink transaction, so there is never a moment
-// with the old rules gone and the new ones not yet in. It speaks netlink through
-// github.com/google/nftables: there is no binary to ship.
+// with the old rules gone and the new ones not yet in; Update, given the rules programmed
+// last, changes in one transaction only the chains and set elements that differ. It
+// speaks netlink through github.com/google/nftables: there is no binary to ship.
 package firewall
 
 import (
@@ -55,9 +56,7 @@ func Program(netnsPath string, rs []compile.Ruleset, o Options) error {
 }
 
 // commit sends the transaction that makes the table rs. When the table exists, the same
-// transaction deletes it first; else it creates it, failing should it exist by then. The
-// kernel waits for an RCU grace period (milliseconds) when a transaction deletes anything,
-// so a pod's first rules, which delete nothing, go in much faster than a replacement.
+// transaction deletes it first; else it creates it, failing should it exist by then.
 func commit(c *nftables.Conn, exists bool, rs []compile.Ruleset, o Options) error {
 	b := newBatch(c)
 	if exists {
@@ -106,7 +105,10 @@ func hasTable(c *nftables.Conn) (bool, error) {
 	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }), nil
 }
 
-// withConn runs f with an nftables connection into the network namespace at netnsPath.
+// withConn runs f with an nftables connection into the network namespace at netnsPath:
+// one netlink socket for all that f does, closed in the background once f is done. The
+// kernel holds the close of the socket until what a transaction deleted is freed (an RCU
+// grace period, some 13 ms); the rules are in place by then, so nobody waits for it.
 func withConn(netnsPath string, f func(*nftables.Conn) error) error {
 	ns, err := os.Open(netnsPath)
 	if errors.Is(err, os.ErrNotExist) {
@@ -116,10 +118,11 @@ func withConn(netnsPath string, f func(*nftables.Conn) error) error {
 		return fmt.Errorf("netns %s: opening: %w", netnsPath, err)
 	}
 	defer ns.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())), nftables.WithSockOptions(largeBuffers))
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())), nftables.AsLasting(), nftables.WithSockOptions(largeBuffers))
 	if err != nil {
 		return fmt.Errorf("netns %s: nftables connection: %w", netnsPath, err)
 	}
+	defer func() { go func() { _ = c.CloseLasting() }() }()
 	return f(c)
 }
 

@@ -60,6 +60,12 @@ func (b *batch) addrMatch(f addrField, fam family, set string) ([]expr.Any, erro
 	if len(fam.ranges) == 1 {
 		return append(m, inRange(fam.ranges[0].first.AsSlice(), fam.ranges[0].last.AsSlice())), nil
 	}
+	if old, ok := b.kept[set]; ok {
+		if err := b.updateElements(set, fam, old.ranges); err != nil {
+			return nil, err
+		}
+		return append(m, &expr.Lookup{SourceRegister: 1, SetName: set}), nil
+	}
 	s, err := b.intervalSet(set, fam.key, intervalElements(fam.ranges))
 	if err != nil {
 		return nil, err

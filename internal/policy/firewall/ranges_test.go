@@ -109,3 +109,26 @@ func FuzzSplitFamilies(f *testing.F) {
 		}
 	})
 }
+
+func TestDiffRanges(t *testing.T) {
+	r := func(first, last string) addrRange { return addrRange{addr(first), addr(last)} }
+	for _, c := range []struct {
+		name         string
+		a, b         []addrRange
+		onlyA, onlyB []addrRange
+	}{
+		{"equal", []addrRange{r("10.0.0.1", "10.0.0.2")}, []addrRange{r("10.0.0.1", "10.0.0.2")}, nil, nil},
+		{"one added", []addrRange{r("10.0.0.1", "10.0.0.1")}, []addrRange{r("10.0.0.1", "10.0.0.1"), r("10.0.0.9", "10.0.0.9")},
+			nil, []addrRange{r("10.0.0.9", "10.0.0.9")}},
+		{"one gone", []addrRange{r("10.0.0.1", "10.0.0.1"), r("10.0.0.5", "10.0.0.5"), r("10.0.0.9", "10.0.0.9")},
+			[]addrRange{r("10.0.0.1", "10.0.0.1"), r("10.0.0.9", "10.0.0.9")}, []addrRange{r("10.0.0.5", "10.0.0.5")}, nil},
+		{"grown: same first", []addrRange{r("10.0.0.1", "10.0.0.2")}, []addrRange{r("10.0.0.1", "10.0.0.3")},
+			[]addrRange{r("10.0.0.1", "10.0.0.2")}, []addrRange{r("10.0.0.1", "10.0.0.3")}},
+		{"from nothing", nil, []addrRange{r("fd00::1", "fd00::1")}, nil, []addrRange{r("fd00::1", "fd00::1")}},
+	} {
+		onlyA, onlyB := diffRanges(c.a, c.b)
+		if !slices.Equal(onlyA, c.onlyA) || !slices.Equal(onlyB, c.onlyB) {
+			t.Errorf("%s: diffRanges = %v, %v; want %v, %v", c.name, onlyA, onlyB, c.onlyA, c.onlyB)
+		}
+	}
+}

@@ -41,6 +41,11 @@ type batch struct {
 	setID uint32 // the last set's id; ids are only meaningful inside one batch
 	// create: the table is not there; adding it must fail should it be there by then.
 	create bool
+	// kept are the sets an Update keeps for the chain it refills, with their elements as
+	// they are: the allows that need them again update their elements.
+	kept map[string]family
+	// before: the handle of the rule that rules go before, rather than at the chain's end
+	before uint64
 }
 
 func newBatch(c *nftables.Conn) *batch {
@@ -136,7 +141,7 @@ func (b *batch) allow(ch *nftables.Chain, d direction, i int, a compile.Allow) e
 		if len(fam.ranges) == 0 {
 			continue
 		}
-		m, err := b.addrMatch(d.remote, fam, fmt.Sprintf("%s-%d-%s", ch.Name, i, fam.name))
+		m, err := b.addrMatch(d.remote, fam, setName(ch.Name, i, fam))
 		if err != nil {
 			return err
 		}
@@ -153,13 +158,20 @@ func (b *batch) rule(ch *nftables.Chain, parts ...[]expr.Any) {
 	for _, p := range parts {
 		exprs = append(exprs, p...)
 	}
-	b.c.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: exprs})
+	r := &nftables.Rule{Table: b.table, Chain: ch, Exprs: exprs}
+	if b.before != 0 {
+		r.Position = b.before
+		b.c.InsertRule(r)
+		return
+	}
+	b.c.AddRule(r)
 }
 
-// intervalSet queues a constant set of address intervals, for the lookups of one allow.
+// intervalSet queues a set of address intervals, for the lookups of one allow. It is not
+// constant: Update changes its elements when only the addresses of the allow change.
 func (b *batch) intervalSet(name string, key nftables.SetDatatype, elems []nftables.SetElement) (*nftables.Set, error) {
 	b.setID++
-	s := &nftables.Set{Table: b.table, ID: b.setID, Name: name, Constant: true, Interval: true, KeyType: key}
+	s := &nftables.Set{Table: b.table, ID: b.setID, Name: name, Interval: true, KeyType: key}
 	if err := b.c.AddSet(s, elems); err != nil {
 		return nil, fmt.Errorf("set %s: %w", name, err)
 	}
