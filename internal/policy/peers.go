@@ -58,7 +58,9 @@ func (w *peerWatch) start(ctx context.Context) {
 	ctx, w.stop = context.WithCancel(ctx)
 	notHere := fields.OneTermNotEqualSelector("spec.nodeName", w.src.Node).String()
 	pods := w.src.Pods
-	w.inf = cache.NewSharedIndexInformer(&cache.ListWatch{
+	// The pods are streamed (watch-list) where the API server can: the first list is never
+	// held whole in memory, only the trimmed peers are.
+	w.inf = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = notHere
 			return pods.ListPods(ctx, metav1.NamespaceAll, o)
@@ -67,7 +69,7 @@ func (w *peerWatch) start(ctx context.Context) {
 			o.FieldSelector = notHere
 			return pods.WatchPods(ctx, metav1.NamespaceAll, o)
 		},
-	}, &corev1.Pod{}, 0, cache.Indexers{})
+	}, pods), &corev1.Pod{}, 0, cache.Indexers{})
 	_ = w.inf.SetTransform(toPeer)
 	_, _ = w.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { w.c.onPeer(ctx, obj, false) },
