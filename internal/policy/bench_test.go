@@ -42,12 +42,7 @@ const (
 func BenchmarkPolicyChange(b *testing.B) {
 	testbed.RequireRoot(b)
 	for range b.N {
-		c, synced := benchController(b)
-		for i := range benchPolicies {
-			c.onPolicy(nil, benchPolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("app%d", i%10), 1000+i))
-		}
-		waitIdle(b, c)
-		drain(synced)
+		c, synced := benchNode(b)
 		var took []time.Duration
 		cpu := cpuTime()
 		for i := range benchChanges {
@@ -78,12 +73,7 @@ func BenchmarkPolicyChange(b *testing.B) {
 func BenchmarkPeerChange(b *testing.B) {
 	testbed.RequireRoot(b)
 	for range b.N {
-		c, synced := benchController(b)
-		for i := range benchPolicies {
-			c.onPolicy(nil, benchPolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("app%d", i%10), 1000+i))
-		}
-		waitIdle(b, c)
-		drain(synced)
+		c, synced := benchNode(b)
 		var added, gone []time.Duration
 		cpu := cpuTime()
 		for i := range benchChanges {
@@ -130,11 +120,7 @@ func percentiles(took []time.Duration) string {
 // computed and programmed into a fresh network namespace.
 func BenchmarkEnforce(b *testing.B) {
 	testbed.RequireRoot(b)
-	c, synced := benchController(b)
-	for i := range benchPolicies {
-		c.onPolicy(nil, benchPolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("app%d", i%10), 1000+i))
-	}
-	waitIdle(b, c)
+	c, synced := benchNode(b)
 	go func() {
 		for range synced {
 		}
@@ -150,6 +136,17 @@ func BenchmarkEnforce(b *testing.B) {
 	}
 	b.StopTimer()
 	c.queue.ShutDownWithDrain() // each ADD made the others reprogram; let them finish
+}
+
+// benchNode is benchController with the 50 policies in force and their rules programmed.
+func benchNode(b testing.TB) (*Controller, chan struct{}) {
+	c, synced := benchController(b)
+	for i := range benchPolicies {
+		c.onPolicy(nil, benchPolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("app%d", i%10), 1000+i))
+	}
+	waitIdle(b, c)
+	drain(synced)
+	return c, synced
 }
 
 // benchController is a running controller on benchPods sandboxes of namespace "bench",
@@ -246,7 +243,7 @@ func benchPolicy(name, app string, port int) *spec.MultiNetworkPolicy {
 }
 
 // waitIdle waits until the controller's queue is empty and nothing is being processed.
-func waitIdle(b *testing.B, c *Controller) {
+func waitIdle(b testing.TB, c *Controller) {
 	deadline := time.Now().Add(time.Minute)
 	for c.queue.Len() > 0 {
 		if time.Now().After(deadline) {
