@@ -39,7 +39,7 @@ fuzz:
 	          FuzzParseSeed:./internal/routes FuzzParseNetConf:./internal/routes FuzzPlanSubnetGroups:./internal/routes \
 	          FuzzInterpret:./internal/dhcp FuzzScanner:./internal/cniapi/wire \
 	          FuzzParse:./internal/ipam/pool FuzzBlockName:./internal/ipam/pool \
-	          FuzzParse:./internal/policy/spec \
+	          FuzzParse:./internal/policy/spec FuzzSubtract:./internal/policy/compile \
 	          FuzzSalvage:./internal/checkpoint; do \
 	  echo "[fuzz] $${t%%:*} for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
