@@ -104,7 +104,7 @@ func TestRealNodeDemo(t *testing.T) {
 // not filtered. The pods are read again: the hot plug gave them a new net2.
 func demoPolicy(t *testing.T, c *testbed.Cluster) {
 	t.Helper()
-	pods := demoPods(t, c)
+	pods := settledDemoPods(t, c)
 	to, trusted, other := pods[0], pods[1], pods[2]
 	c.RunKubectl(t, "-n", "demo", "label", "pod", trusted.name, "trusted=true")
 	show := func(out string) { fmt.Println(strings.TrimRight(out, "\n")) }
@@ -183,16 +183,44 @@ type demoPod struct {
 // demoPods reads the Deployment's pods and their network-status.
 func demoPods(t *testing.T, c *testbed.Cluster) []demoPod {
 	t.Helper()
-	list, err := c.Client.CoreV1().Pods("demo").List(t.Context(), metav1.ListOptions{LabelSelector: "app=web"})
+	pods, err := readDemoPods(t, c)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return pods
+}
+
+// settledDemoPods is demoPods once every pod's network-status lists its three interfaces
+// again (after a hot plug, each pod's comes in its own time), waiting up to a minute.
+func settledDemoPods(t *testing.T, c *testbed.Cluster) []demoPod {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pods, err := readDemoPods(t, c)
+		if err == nil {
+			return pods
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// readDemoPods reads the Deployment's pods and their network-status; an error says which pod
+// has not three entries.
+func readDemoPods(t *testing.T, c *testbed.Cluster) ([]demoPod, error) {
+	t.Helper()
+	list, err := c.Client.CoreV1().Pods("demo").List(t.Context(), metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		return nil, err
 	}
 	var pods []demoPod
 	for _, p := range list.Items {
 		raw := p.Annotations[nadv1.NetworkStatusAnnot]
 		var st []nadv1.NetworkStatus
 		if err := json.Unmarshal([]byte(raw), &st); err != nil || len(st) != 3 {
-			t.Fatalf("pod %s network-status %q: want 3 entries (%v)", p.Name, raw, err)
+			return nil, fmt.Errorf("pod %s network-status %q: want 3 entries (%v)", p.Name, raw, err)
 		}
 		d := demoPod{name: p.Name, status: raw, ips: map[string]string{}}
 		for _, s := range st {
@@ -203,10 +231,10 @@ func demoPods(t *testing.T, c *testbed.Cluster) []demoPod {
 		pods = append(pods, d)
 	}
 	if len(pods) != 3 {
-		t.Fatalf("%d pods, want 3", len(pods))
+		return nil, fmt.Errorf("%d pods, want 3", len(pods))
 	}
 	slices.SortFunc(pods, func(a, b demoPod) int { return strings.Compare(a.name, b.name) })
-	return pods
+	return pods, nil
 }
 
 // pingSummary is ping's "N packets transmitted, M received" line.
