@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/multinet/multinet/internal/policy/compile"
+	"github.com/multinet/multinet/internal/policy/firewall"
 	"github.com/multinet/multinet/internal/policy/spec"
 )
 
@@ -42,6 +43,7 @@ type Sources struct {
 // again every CRDPoll while there is none), fills the caches, programs every sandbox of the
 // node, then follows events. Enforce waits for it to get that far.
 func (c *Controller) Run(ctx context.Context, src Sources) {
+	defer firewall.Closed()
 	defer c.queue.ShutDown()
 	version, err := c.findVersion(ctx, src)
 	if err != nil {
