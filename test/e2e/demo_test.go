@@ -219,8 +219,11 @@ func readDemoPods(t *testing.T, c *testbed.Cluster) ([]demoPod, error) {
 	for _, p := range list.Items {
 		raw := p.Annotations[nadv1.NetworkStatusAnnot]
 		var st []nadv1.NetworkStatus
-		if err := json.Unmarshal([]byte(raw), &st); err != nil || len(st) != 3 {
-			return nil, fmt.Errorf("pod %s network-status %q: want 3 entries (%v)", p.Name, raw, err)
+		if err := json.Unmarshal([]byte(raw), &st); err != nil {
+			return nil, fmt.Errorf("pod %s network-status %q: %w", p.Name, raw, err)
+		}
+		if len(st) != 3 {
+			return nil, fmt.Errorf("pod %s network-status %q: %d entries, want 3", p.Name, raw, len(st))
 		}
 		d := demoPod{name: p.Name, status: raw, ips: map[string]string{}}
 		for _, s := range st {
