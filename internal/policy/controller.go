@@ -111,8 +111,8 @@ func New(cfg Config, deps Deps) *Controller {
 
 // Enforce programs the rules of the sandbox's interfaces as its record has them, before
 // the ADD or plug that changed them returns. An error means the interfaces may be
-// unprotected: the caller fails (and undoes) the ADD or plug. It waits, up to ctx's end,
-// for the policy caches to sync.
+// unprotected: the caller fails (and undoes) the ADD or plug. It waits for the policy
+// caches to sync, up to readyWait (waitReady).
 func (c *Controller) Enforce(ctx context.Context, rec *checkpoint.Sandbox) error {
 	if rec.PodName == "" {
 		return nil
