@@ -263,7 +263,13 @@ func testDHCPServerLostLeases(t *testing.T, cp *testbed.ControlPlane) {
 	}
 	// Now the server wants the pod elsewhere: it refuses the renewal and offers another
 	// address, which multinet declines, keeping the pod's address as it is.
-	srv.Restart(t, "--dhcp-host=id:"+srv.Leases(t)[0].ClientID+",10.40.8.99")
+	// The pool is 10.40.8.10-250; the pod's address is the server's choice, so the other one
+	// must be chosen against it.
+	other := "10.40.8.99"
+	if ip == other {
+		other = "10.40.8.98"
+	}
+	srv.Restart(t, "--dhcp-host=id:"+srv.Leases(t)[0].ClientID+","+other)
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(e.Log(), "not the pod's "+ip+": declined"); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("multinetd never said it declined the other address\n%s\n%s", e.Log(), srv.Log())
