@@ -150,10 +150,10 @@ func TestDefaultRouteLinks(t *testing.T) {
 	_, any6, _ := net.ParseCIDR("::/0")
 	_, lan, _ := net.ParseCIDR("10.0.0.0/24")
 	routes := []netlink.Route{
-		{LinkIndex: 2},                // IPv4 default as the kernel dumps it: no Dst
-		{LinkIndex: 3, Dst: any6},     // IPv6 default
-		{LinkIndex: 4, Dst: any4},     // IPv4 default with an explicit 0/0
-		{LinkIndex: 5, Dst: lan},      // not a default route
+		{LinkIndex: 2},            // IPv4 default as the kernel dumps it: no Dst
+		{LinkIndex: 3, Dst: any6}, // IPv6 default
+		{LinkIndex: 4, Dst: any4}, // IPv4 default with an explicit 0/0
+		{LinkIndex: 5, Dst: lan},  // not a default route
 		{Dst: any4, MultiPath: []*netlink.NexthopInfo{{LinkIndex: 6}, {LinkIndex: 7}}},
 	}
 	want := map[int]bool{2: true, 3: true, 4: true, 6: true, 7: true}

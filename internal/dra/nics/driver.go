@@ -141,12 +141,14 @@ func (d *Driver) claimable(uid types.UID, r resourceapi.DeviceRequestAllocationR
 func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletplugin.NamespacedObject) (map[types.UID]error, error) {
 	results := make(map[types.UID]error, len(claims))
 	for _, c := range claims {
-		if err := d.state.Delete(c.UID); err != nil {
+		had, err := d.state.Delete(c.UID)
+		results[c.UID] = err
+		if err != nil {
 			results[c.UID] = fmt.Errorf("claim %s: %w", c.NamespacedName, err)
-			continue
 		}
-		results[c.UID] = nil
-		slog.InfoContext(ctx, "nic claim unprepared", "namespace", c.Namespace, "claim", c.Name, "uid", c.UID)
+		if had && err == nil {
+			slog.InfoContext(ctx, "nic claim unprepared", "namespace", c.Namespace, "claim", c.Name, "uid", c.UID)
+		}
 	}
 	if d.changed != nil {
 		d.changed() // a device that left with the claim may not be back on the host

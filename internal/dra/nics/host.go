@@ -65,7 +65,9 @@ func (NetlinkHost) Watch(ctx context.Context) (<-chan struct{}, error) {
 	updates := make(chan netlink.LinkUpdate, 16)
 	done := make(chan struct{})
 	opts := netlink.LinkSubscribeOptions{ErrorCallback: func(err error) {
-		slog.WarnContext(ctx, "nic driver: link subscription", "err", err)
+		if ctx.Err() == nil { // else the socket was closed on purpose
+			slog.WarnContext(ctx, "nic driver: link subscription", "err", err)
+		}
 	}}
 	if err := netlink.LinkSubscribeWithOptions(updates, done, opts); err != nil {
 		close(done)

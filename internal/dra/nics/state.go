@@ -102,20 +102,21 @@ func (s *State) Put(uid types.UID, c PreparedClaim) error {
 	return nil
 }
 
-// Delete forgets the claim uid and writes the state; forgetting an unknown claim is no error.
-func (s *State) Delete(uid types.UID) error {
+// Delete forgets the claim uid and writes the state; it tells whether the claim was
+// recorded. Forgetting an unknown claim is no error.
+func (s *State) Delete(uid types.UID) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, had := s.claims[uid]
 	if !had {
-		return nil
+		return false, nil
 	}
 	delete(s.claims, uid)
 	if err := s.save(); err != nil {
 		s.claims[uid] = old
-		return err
+		return true, err
 	}
-	return nil
+	return true, nil
 }
 
 // Holder returns the claim holding the device named device of pool, if one does.
