@@ -118,10 +118,14 @@ func (d *Driver) recordFor(claim *resourceapi.ResourceClaim) (PreparedClaim, err
 }
 
 // ErrDeviceUnavailable is wrapped by the prepare error of a device that is not this node's,
-// not on the host, or held by another claim.
+// not on the host, held by another claim, or asked for with admin access.
 var ErrDeviceUnavailable = errors.New("device unavailable")
 
 func (d *Driver) claimable(uid types.UID, r resourceapi.DeviceRequestAllocationResult) (resourceapi.Device, error) {
+	if r.AdminAccess != nil && *r.AdminAccess {
+		// A NIC has one user: the pod it moves into. Watching it from a second pod is no use.
+		return resourceapi.Device{}, fmt.Errorf("device %q: admin access to a NIC is not supported: %w", r.Device, ErrDeviceUnavailable)
+	}
 	if r.Pool != d.pool {
 		return resourceapi.Device{}, fmt.Errorf("device %s/%s is not in this node's pool %q: %w", r.Pool, r.Device, d.pool, ErrDeviceUnavailable)
 	}

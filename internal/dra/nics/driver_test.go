@@ -143,7 +143,7 @@ func TestPrepareSurvivesRestart(t *testing.T) {
 }
 
 func TestPrepareRefusesUnavailableDevices(t *testing.T) {
-	d := newTestDriver(t, t.TempDir(), "mnt-nic0")
+	d := newTestDriver(t, t.TempDir(), "mnt-nic0", "mnt-nic1")
 	prepare(t, d, claimOf("u1", "c-u1", alloc{"nic", DefaultDriver, testNode, "mnt-nic0"}))
 	for _, tc := range []struct {
 		name  string
@@ -152,6 +152,7 @@ func TestPrepareRefusesUnavailableDevices(t *testing.T) {
 		{"held by another claim", claimOf("u2", "c-u2", alloc{"nic", DefaultDriver, testNode, "mnt-nic0"})},
 		{"not on the host", claimOf("u3", "c-u3", alloc{"nic", DefaultDriver, testNode, "mnt-nic9"})},
 		{"another node's pool", claimOf("u4", "c-u4", alloc{"nic", DefaultDriver, "node-b", "mnt-nic0"})},
+		{"admin access", adminClaim("u5", "mnt-nic1")},
 	} {
 		res := prepare(t, d, tc.claim)[tc.claim.UID]
 		if !errors.Is(res.Err, ErrDeviceUnavailable) {
@@ -187,4 +188,11 @@ func TestResourcesSplitsLargePools(t *testing.T) {
 	if empty := newTestDriver(t, t.TempDir()).Resources().Pools[testNode].Slices; len(empty) != 1 || len(empty[0].Devices) != 0 {
 		t.Fatalf("a node without NICs publishes %+v, want one empty slice", empty)
 	}
+}
+
+func adminClaim(uid, device string) *resourceapi.ResourceClaim {
+	c := claimOf(uid, "c-"+uid, alloc{"nic", DefaultDriver, testNode, device})
+	yes := true
+	c.Status.Allocation.Devices.Results[0].AdminAccess = &yes
+	return c
 }
