@@ -11,13 +11,13 @@ var (
 	// in the pod's status, or the ResourceClaim is not among those given).
 	ErrClaimPending = errors.New("no ResourceClaim yet")
 	// ErrNotAllocated: the ResourceClaim has no allocation.
-	ErrNotAllocated = errors.New("claim not allocated")
+	ErrNotAllocated = errors.New("not allocated")
 	// ErrNotReserved: the ResourceClaim is reserved for other consumers, not for the pod.
-	ErrNotReserved = errors.New("claim not reserved for the pod")
+	ErrNotReserved = errors.New("not reserved for the pod")
 	// ErrDeviceNotFound: an allocated device is in no ResourceSlice of its driver and pool.
-	ErrDeviceNotFound = errors.New("allocated device not found in any ResourceSlice")
+	ErrDeviceNotFound = errors.New("allocated, but in no ResourceSlice of its driver and pool")
 	// ErrTooFewDevices: the pod's claims have devices of the NAD's resourceName, but fewer
-	// than the attachments that use it.
+	// than the attachments that use it (Error.Claim is the last claim that had one).
 	ErrTooFewDevices = errors.New("fewer allocated devices than attachments")
 	// ErrNoClaim: no claim of the pod has a device of the NAD's resourceName.
 	ErrNoClaim = errors.New("no claim of the pod provides the resourceName")

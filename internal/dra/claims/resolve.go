@@ -70,7 +70,7 @@ func Resolve(obj Objects, atts []Attachment) ([]Device, error) {
 // pick returns the first unused candidate of resourceName, or the fault that stops the
 // search: a claim or device that hides what it holds, or the end of the list.
 func pick(cands []candidate, used []bool, resourceName string) (int, *Error) {
-	seen := false
+	var last *Device
 	for i, c := range cands {
 		if c.fault != nil {
 			f := *c.fault
@@ -82,10 +82,10 @@ func pick(cands []candidate, used []bool, resourceName string) (int, *Error) {
 		if !used[i] {
 			return i, nil
 		}
-		seen = true
+		last = &cands[i].dev
 	}
-	if seen {
-		return -1, &Error{Err: ErrTooFewDevices}
+	if last != nil {
+		return -1, &Error{PodClaim: last.PodClaim, Claim: last.Claim.String(), Err: ErrTooFewDevices}
 	}
 	return -1, &Error{Err: ErrNoClaim}
 }
