@@ -1,8 +1,9 @@
 // Package claims connects a pod's device-backed networks to Dynamic Resource Allocation
 // (resource.k8s.io/v1): it finds, for each NetworkAttachmentDefinition annotated
 // k8s.v1.cni.cncf.io/resourceName, the device a ResourceClaim of the pod was allocated, says
-// what its delegate is given, and builds the claim's per-device status (KEP-4817). It never
-// calls the API: every function here is a function of the objects it is handed.
+// what its delegate is given, and builds the claim's per-device status (KEP-4817). Resolve
+// and the builders are pure functions of the objects they are handed; Gather reads those
+// objects through Source, a small interface (informer listers or a client).
 //
 // # Resolution
 //
