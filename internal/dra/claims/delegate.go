@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // CapabilityDeviceID is the CNI capability of plugins that take their device by ID
@@ -104,8 +105,10 @@ func pluginInput(d Device, raw json.RawMessage) (json.RawMessage, bool, error) {
 // pointHostDevice points a host-device conf at d: through runtimeConfig.deviceID when byID,
 // else by its interface name or PCI address in the conf, the capability removed.
 func pointHostDevice(conf map[string]json.RawMessage, d Device, byID bool) error {
-	for _, k := range hostDeviceSelectors {
-		delete(conf, k)
+	for k := range conf {
+		if isSelector(k) {
+			delete(conf, k)
+		}
 	}
 	if byID {
 		return nil
@@ -118,13 +121,27 @@ func pointHostDevice(conf map[string]json.RawMessage, d Device, byID bool) error
 		return errNoHostDevice
 	}
 	conf[key], _ = json.Marshal(value)
-	if raw, ok := conf["capabilities"]; ok {
+	for k, raw := range conf {
+		if !strings.EqualFold(k, "capabilities") {
+			continue
+		}
 		var caps map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &caps); err != nil {
 			return fmt.Errorf("capabilities: %w", err)
 		}
 		delete(caps, CapabilityDeviceID)
-		conf["capabilities"], _ = json.Marshal(caps)
+		conf[k], _ = json.Marshal(caps)
 	}
 	return nil
+}
+
+// isSelector reports whether a conf key is one of hostDeviceSelectors, as the plugin's JSON
+// decoding matches keys: regardless of case.
+func isSelector(key string) bool {
+	for _, s := range hostDeviceSelectors {
+		if strings.EqualFold(key, s) {
+			return true
+		}
+	}
+	return false
 }

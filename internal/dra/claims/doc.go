@@ -11,10 +11,12 @@
 // (resourceClaimName) is used as it is; one made from a template is found by the name the
 // control plane generated, in pod.status.resourceClaimStatuses (an entry without a name
 // there means no claim was needed, and is skipped). The claim made for extended resources
-// (pod.status.extendedResourceClaimStatus) comes last. Each claim must be allocated and,
-// when it lists consumers, reserved for the pod. Its devices are taken in allocation order
+// (pod.status.extendedResourceClaimStatus) comes last. Each claim must be allocated and
+// reserved for the pod (status.reservedFor). Its devices are taken in allocation order
 // (status.allocation.devices.results) and looked up in the ResourceSlices of their driver
-// and pool (the slices of the pool's newest generation only).
+// and pool (the slices of the pool's newest generation only). A claim the pod names twice
+// counts once; a device allocated with adminAccess (to watch it, not to use it) serves no
+// attachment.
 //
 // A device serves an attachment when its attribute k8s.cni.cncf.io/resourceName equals the
 // NAD's resourceName. Attachments take devices in their planned order, each the first device

@@ -102,7 +102,12 @@ type candidate struct {
 func candidates(obj Objects) []candidate {
 	slices := indexSlices(obj.Slices)
 	var out []candidate
+	seen := map[string]bool{}
 	for _, pc := range podClaims(obj.Pod) {
+		if pc.claim != "" && seen[pc.claim] {
+			continue // a second reference to one claim holds no other device
+		}
+		seen[pc.claim] = true
 		claim, fault := usableClaim(obj, pc)
 		if fault != nil {
 			out = append(out, candidate{fault: fault})
@@ -110,6 +115,9 @@ func candidates(obj Objects) []candidate {
 		}
 		ref := ClaimRef{Namespace: claim.Namespace, Name: claim.Name, UID: claim.UID}
 		for _, r := range claim.Status.Allocation.Devices.Results {
+			if r.AdminAccess != nil && *r.AdminAccess {
+				continue // a device to watch, maybe in use elsewhere: not one to attach
+			}
 			out = append(out, deviceOf(slices, pc.name, ref, r))
 		}
 	}

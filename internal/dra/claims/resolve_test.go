@@ -95,6 +95,10 @@ func TestResolveClaimsOfThePodOnly(t *testing.T) {
 			[]*resourcev1.ResourceClaim{inNamespace("other", allocated("shared", result{"r", sriov, "p", "vf-1"})),
 				allocated("shared", result{"r", sriov, "p", "vf-0"})},
 			"sriov.example.com/p/vf-0"},
+		{"a device allocated for admin access is not attached",
+			podWith(direct("nics", "c")),
+			[]*resourcev1.ResourceClaim{adminAccess(allocated("c", result{"watch", sriov, "p", "vf-1"}, result{"r", sriov, "p", "vf-0"}))},
+			"sriov.example.com/p/vf-0"},
 		{"the claim made for extended resources comes after the spec's",
 			withExtended(podWith(direct("nics", "gpus")), "web-0-extended-resources-abc"),
 			[]*resourcev1.ResourceClaim{allocated("gpus", result{"gpu", "gpu.example.com", "p", "gpu-0"}),
@@ -116,6 +120,12 @@ func TestResolveClaimsOfThePodOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// adminAccess marks the claim's first result as allocated for admin access.
+func adminAccess(c *resourcev1.ResourceClaim) *resourcev1.ResourceClaim {
+	c.Status.Allocation.Devices.Results[0].AdminAccess = ptr(true)
+	return c
 }
 
 func inNamespace(ns string, c *resourcev1.ResourceClaim) *resourcev1.ResourceClaim {
@@ -185,6 +195,10 @@ func TestResolveErrorsNameThePodTheNADAndTheClaim(t *testing.T) {
 			[]*resourcev1.ResourceClaim{allocated("c", result{"r", sriov, "p", "vf-2"})}, one,
 			ErrNoClaim, "", "", ""},
 		{"a pod without claims", podWith(), nil, one, ErrNoClaim, "", "", ""},
+		{"a claim the pod names twice holds its devices once", podWith(direct("first", "c"), direct("again", "c")),
+			[]*resourcev1.ResourceClaim{allocated("c", result{"r", sriov, "p", "vf-0"})},
+			[]Attachment{{"net/a", "example.com/a"}, {"net/a2", "example.com/a"}},
+			ErrTooFewDevices, "net/c", "first", ""},
 		{"a pending claim hides what a later one holds", podWith(fromTemplate("first"), direct("second", "c")),
 			[]*resourcev1.ResourceClaim{allocated("c", result{"r", sriov, "p", "vf-0"})}, one,
 			ErrClaimPending, "", "first", ""},
