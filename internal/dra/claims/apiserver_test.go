@@ -10,6 +10,8 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	resourcev1ac "k8s.io/client-go/applyconfigurations/resource/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/multinet/multinet/internal/status"
@@ -217,4 +219,76 @@ func entryOf(claim *resourcev1.ResourceClaim, d Device) *resourcev1.AllocatedDev
 		}
 	}
 	return nil
+}
+
+// TestStatusApplySharesEntriesWithTheDriver shows server-side apply on kube-apiserver: the
+// driver's condition and data in an entry survive multinet's apply, and multinet's next
+// apply without a device takes back only what multinet had set.
+func TestStatusApplySharesEntriesWithTheDriver(t *testing.T) {
+	cp := testbed.StartControlPlane(t)
+	cp.CreateNamespace(t, testNS)
+	ctx := t.Context()
+	c := cp.Client
+	pod := createClaimingPod(ctx, t, c)
+	claim := createAllocatedClaim(ctx, t, c, pod, "fast-nics", "dev-1", "dev-0")
+	ref := ClaimRef{Namespace: testNS, Name: claim.Name, UID: claim.UID}
+	now := time.Now().Truncate(time.Second)
+
+	vendor := resourcev1.AllocatedDeviceStatus{Driver: nicDriver, Pool: "node-a", Device: "dev-1",
+		Conditions: []metav1.Condition{{Type: "VendorConfigured", Status: "True", Reason: "Done", LastTransitionTime: metav1.NewTime(now)}},
+		Data:       &runtime.RawExtension{Raw: []byte(`{"firmware":"1.2"}`)}}
+	apply(ctx, t, c, "nic-driver", StatusApply(ref, vendor))
+
+	var ours []resourcev1.AllocatedDeviceStatus
+	for i, dev := range []string{"dev-1", "dev-0"} {
+		ifName := []string{"net1", "net2"}[i]
+		r := hostDeviceResult(t, []string{"10.1.0.5/24", "10.1.0.6/24"}[i])
+		r.Interfaces[0].Name = ifName
+		st, err := DeviceStatus(Report{Device: Device{Driver: nicDriver, Pool: "node-a", Name: dev}, Pod: "net/web-0",
+			Generation: claim.Generation, Now: now, Network: status.Network{Name: "net/a", IfName: ifName, Result: r}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours = append(ours, st)
+	}
+	got := apply(ctx, t, c, "multinetd", StatusApply(ref, ours...))
+	if want := []string{"VendorConfigured", "Ready", "NetworkReady"}; !reflect.DeepEqual(conditionTypes(got, "dev-1"), want) {
+		t.Errorf("dev-1 conditions %v, want %v", conditionTypes(got, "dev-1"), want)
+	}
+	if e := entryOf(got, Device{Driver: nicDriver, Pool: "node-a", Name: "dev-1"}); e.Data == nil || e.NetworkData == nil {
+		t.Errorf("dev-1 lost the driver's data or has no network data: %+v", e)
+	}
+
+	got = apply(ctx, t, c, "multinetd", StatusApply(ref, ours[1]))
+	e := entryOf(got, Device{Driver: nicDriver, Pool: "node-a", Name: "dev-1"})
+	if e == nil || !reflect.DeepEqual(conditionTypes(got, "dev-1"), []string{"VendorConfigured"}) || e.NetworkData != nil || e.Data == nil {
+		t.Errorf("after dev-1's DEL: %+v, want the driver's condition and data only", e)
+	}
+
+	got = apply(ctx, t, c, "multinetd", StatusApply(ref))
+	if entryOf(got, Device{Driver: nicDriver, Pool: "node-a", Name: "dev-0"}) != nil || len(got.Status.Devices) != 1 {
+		t.Errorf("after every DEL: entries %+v, want the driver's only", got.Status.Devices)
+	}
+}
+
+func apply(ctx context.Context, t *testing.T, c kubernetes.Interface, manager string, a *resourcev1ac.ResourceClaimApplyConfiguration) *resourcev1.ResourceClaim {
+	t.Helper()
+	got, err := c.ResourceV1().ResourceClaims(testNS).ApplyStatus(ctx, a, metav1.ApplyOptions{FieldManager: manager, Force: true})
+	if err != nil {
+		t.Fatalf("apply as %s: %v", manager, err)
+	}
+	return got
+}
+
+func conditionTypes(claim *resourcev1.ResourceClaim, device string) []string {
+	var out []string
+	for _, e := range claim.Status.Devices {
+		if e.Device != device {
+			continue
+		}
+		for _, c := range e.Conditions {
+			out = append(out, c.Type)
+		}
+	}
+	return out
 }

@@ -51,6 +51,14 @@
 // NetworkReady, networkData with the interface's name, addresses and MAC) from the same CNI
 // result the network-status annotation is built from, in the form kube-apiserver accepts:
 // addresses in canonical CIDR form, no duplicates, at most 16; no field past its length
-// limit. SetDeviceStatus and RemoveDeviceStatus edit a claim's list by driver, pool, device
-// and share ID, leaving other entries alone.
+// limit. Entries belong to their drivers, and a driver may write its own conditions and data
+// into the entry of a device multinet attached: two ways to write share them.
+//
+//   - Server-side apply (preferred): StatusApply holds every entry one field manager (the
+//     node's multinetd) stands for; kube-apiserver merges entries by key and conditions by
+//     type, so the driver's fields stay, and an entry left out of the next apply loses only
+//     what that manager had set.
+//   - Read, edit, update: SetDeviceStatus and RemoveDeviceStatus edit a claim's list by
+//     driver, pool, device and share ID, leaving other entries, other conditions and the
+//     driver's data alone, and keep a condition's lastTransitionTime while its status holds.
 package claims
