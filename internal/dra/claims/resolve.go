@@ -76,8 +76,8 @@ func pick(cands []candidate, used []bool, resourceName string) (int, *Error) {
 			f := *c.fault
 			return -1, &f
 		}
-		if c.dev.ResourceName != resourceName {
-			continue
+		if c.dev.ResourceName == "" || c.dev.ResourceName != resourceName {
+			continue // a device without the attribute serves no NAD
 		}
 		if !used[i] {
 			return i, nil

@@ -159,7 +159,8 @@ func TestResolveReadsTheNewestGenerationOfAPool(t *testing.T) {
 
 func TestResolveErrorsNameThePodTheNADAndTheClaim(t *testing.T) {
 	slices := []*resourcev1.ResourceSlice{slice(sriov, "p", 1,
-		nic("vf-0", "example.com/a", "v0"), nic("vf-1", "example.com/a", "v1"), nic("vf-2", "example.com/b", "v2"))}
+		nic("vf-0", "example.com/a", "v0"), nic("vf-1", "example.com/a", "v1"), nic("vf-2", "example.com/b", "v2")),
+		slice("gpu.example.com", "p", 1, device("gpu-0", nil))}
 	one := []Attachment{{"net/a", "example.com/a"}}
 	notReserved := allocated("c", result{"r", sriov, "p", "vf-0"})
 	notReserved.Status.ReservedFor[0].UID = "another-pod"
@@ -195,6 +196,9 @@ func TestResolveErrorsNameThePodTheNADAndTheClaim(t *testing.T) {
 			[]*resourcev1.ResourceClaim{allocated("c", result{"r", sriov, "p", "vf-2"})}, one,
 			ErrNoClaim, "", "", ""},
 		{"a pod without claims", podWith(), nil, one, ErrNoClaim, "", "", ""},
+		{"an empty resourceName matches no device, not those without the attribute", podWith(direct("nics", "c")),
+			[]*resourcev1.ResourceClaim{allocated("c", result{"r", "gpu.example.com", "p", "gpu-0"})},
+			[]Attachment{{"net/a", ""}}, ErrNoClaim, "", "", ""},
 		{"a claim the pod names twice holds its devices once", podWith(direct("first", "c"), direct("again", "c")),
 			[]*resourcev1.ResourceClaim{allocated("c", result{"r", sriov, "p", "vf-0"})},
 			[]Attachment{{"net/a", "example.com/a"}, {"net/a2", "example.com/a"}},
