@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -118,6 +119,29 @@ func buildOne(n Network) (nadv1.NetworkStatus, error) {
 		}
 	}
 	return s, nil
+}
+
+// Interface is the pod's interface of a network as Build reports it, its addresses with
+// their prefix lengths.
+type Interface struct {
+	Name string
+	Mac  string
+	IPs  []net.IPNet
+}
+
+// InterfaceOf returns the interface of n that Build reports: the same name, MAC and
+// addresses, so that other reports of the attachment (a ResourceClaim's device status) say
+// the same.
+func InterfaceOf(n Network) (Interface, error) {
+	a, err := attachmentOf(n)
+	if err != nil {
+		return Interface{}, fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	out := Interface{Name: a.ifName, Mac: a.mac}
+	for _, ip := range a.ips {
+		out.IPs = append(out.IPs, ip.Address)
+	}
+	return out, nil
 }
 
 // attachment is the part of a CNI result that concerns the pod's interface.

@@ -304,3 +304,37 @@ func TestSameComparesWhatTheValuesSay(t *testing.T) {
 		t.Error("a missing annotation is the same as itself only")
 	}
 }
+
+func TestInterfaceOfSaysWhatBuildSays(t *testing.T) {
+	for name, h := range map[string]hand{
+		"bridge": bridgeLike, "macvlan": macvlanLike, "no interfaces": noInterfaces,
+		"host only": hostOnly, "two in sandbox": twoInSandbox,
+	} {
+		for version, result := range h.results(t) {
+			t.Run(name+"/"+version, func(t *testing.T) {
+				n := Network{Name: "net/x", IfName: "net4", Result: result}
+				iface, err := InterfaceOf(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, err := Build([]Network{n})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ips []string
+				for _, ip := range iface.IPs {
+					if ip.Mask == nil {
+						t.Errorf("address %s without its prefix length", ip.IP)
+					}
+					ips = append(ips, ip.IP.String())
+				}
+				if iface.Name != st[0].Interface || iface.Mac != st[0].Mac || !reflect.DeepEqual(ips, st[0].IPs) {
+					t.Errorf("InterfaceOf %+v, Build %+v", iface, st[0])
+				}
+			})
+		}
+	}
+	if _, err := InterfaceOf(Network{Name: "net/x"}); !errors.Is(err, errNoResult) {
+		t.Errorf("without a result: %v", err)
+	}
+}
