@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -36,7 +37,11 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 	delegates, err := m.planAdd(ctx, req)
 	done()
 	if err != nil {
-		m.warn(req, status.ReasonInvalidNetworkSelection, err)
+		reason := status.ReasonInvalidNetworkSelection
+		if errors.Is(err, ErrDevice) {
+			reason = status.ReasonDeviceNotResolved
+		}
+		m.warn(req, reason, err)
 		return nil, err
 	}
 	sb, err := m.attachAll(ctx, req, delegates)
@@ -51,6 +56,7 @@ func (m *Manager) Add(ctx context.Context, in *cniapi.Request) (json.RawMessage,
 	done = m.phase(ctx, "ADD", "publish")
 	m.publish(req, sb)
 	m.announce(req, sb)
+	m.reportClaims(ctx, sb, nil)
 	if m.AfterAdd != nil && req.pod.Name != "" {
 		m.AfterAdd(req.pod.Namespace, req.pod.Name, req.annotation)
 	}
@@ -93,6 +99,9 @@ func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, e
 	}
 	if err := checkDefaultRoutes(attachments); err != nil {
 		return nil, invalidf(types.ErrInvalidNetworkConfig, "pod %s: %v", req.pod, err)
+	}
+	if err := m.resolveDevices(ctx, pod, attachments); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
 	}
 	first := plan.Default(req.pod, req.ContainerID, def, req.IfName, req.runtime)
 	return append([]plan.Delegate{first}, attachments...), nil
@@ -302,8 +311,11 @@ func recordIntent(sb *checkpoint.Sandbox, d *plan.Delegate) {
 	if d.Selection != "" {
 		att.Selection = json.RawMessage(d.Selection)
 	}
-	if len(d.DefaultRoute) > 0 || d.Serial {
-		att.Meta = map[string]string{}
+	if len(d.DefaultRoute) > 0 || d.Serial || len(d.Meta) > 0 {
+		att.Meta = maps.Clone(d.Meta)
+		if att.Meta == nil {
+			att.Meta = map[string]string{}
+		}
 	}
 	if len(d.DefaultRoute) > 0 {
 		gws := make([]string, len(d.DefaultRoute))

@@ -86,6 +86,10 @@ type Deps struct {
 	Routes      RouteSetter
 	// Policy, when set, enforces MultiNetworkPolicy on the interfaces ADD and plug attach.
 	Policy Policy
+	// Claims, when set, resolves the devices of device-backed networks (NADs annotated
+	// ResourceNameAnnotation) from the pod's ResourceClaims and reports them on the claims;
+	// unset, such NADs are attached as their config says.
+	Claims Claims
 	Log    *slog.Logger
 	// AfterAdd, when set, is told of each pod sandbox ADDed and the networks annotation value
 	// that ADD planned from, so that an edit made while it ran is applied right after.

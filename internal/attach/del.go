@@ -52,6 +52,13 @@ func (m *Manager) delSandboxOf(ctx context.Context, containerID, netns string, p
 		return err
 	}
 	sb.Netns = delNetns(netns, sb.Netns)
+	if devs := deviceAttachments(sb); len(devs) > 0 {
+		// The claims' status goes first: a crash in the DELs below is followed by another DEL,
+		// which finds the record; after the record is gone, nothing would clear it.
+		left := *sb
+		left.Attachments = nil
+		m.reportClaims(ctx, &left, devs)
+	}
 	ifnames := make([]string, len(sb.Attachments))
 	for i := range sb.Attachments {
 		ifnames[i] = sb.Attachments[i].IfName

@@ -86,7 +86,7 @@ func (m *Manager) applyNetworks(ctx context.Context, req *request, pod *corev1.P
 	nets, err := m.networks(ctx, pod)
 	if err != nil {
 		if errors.As(err, new(*selection.Error)) {
-			return false, m.invalidEdit(req, err)
+			return false, m.invalidEdit(req, status.ReasonInvalidNetworkSelection, err)
 		}
 		err = fmt.Errorf("pod %s: %w", req.pod, err)
 		m.warn(req, status.ReasonInvalidNetworkSelection, err)
@@ -106,12 +106,12 @@ func (m *Manager) applyNetworks(ctx context.Context, req *request, pod *corev1.P
 }
 
 // invalidEdit marks err, the fault of a networks annotation that cannot be applied as it
-// stands, as ErrInvalidEdit, with an InvalidNetworkSelection Warning once per annotation
-// value (req.annotation): a resync pass over the same value reports nothing new.
-func (m *Manager) invalidEdit(req *request, err error) error {
+// stands, as ErrInvalidEdit, with a Warning of reason once per annotation value
+// (req.annotation): a resync pass over the same value reports nothing new.
+func (m *Manager) invalidEdit(req *request, reason string, err error) error {
 	err = fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
 	if last, seen := m.invalid.Swap(req.pod.UID, req.annotation); !seen || last != req.annotation {
-		m.warn(req, status.ReasonInvalidNetworkSelection, err)
+		m.warn(req, reason, err)
 	}
 	return err
 }
@@ -155,8 +155,12 @@ func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandb
 		return nil
 	}
 	var errs []error
+	var goneDevs []checkpoint.Attachment
 	for i := len(ifnames) - 1; i >= 0; i-- {
 		gone := sb.Attachments[sb.Find(ifnames[i])]
+		if _, ok := recordedDevice(&gone); ok {
+			goneDevs = append(goneDevs, gone)
+		}
 		network := gone.Network
 		err := m.detachOne(ctx, sb, ifnames[i])
 		m.observe("unplug", err)
@@ -175,6 +179,9 @@ func (m *Manager) unplug(ctx context.Context, req *request, sb *checkpoint.Sandb
 	}
 	gone := len(ifnames) - len(errs)
 	errs = append(errs, m.save(sb))
+	if len(goneDevs) > 0 {
+		m.reportClaims(ctx, sb, goneDevs)
+	}
 	if m.Policy != nil && gone > 0 { // the rules of what was unplugged go with it
 		if err := m.Policy.Enforce(ctx, sb); err != nil {
 			m.warn(req, status.ReasonUnplugFailed, fmt.Errorf("pod %s: unplugged, but the network policy of the interfaces left was not reprogrammed: %w", req.pod, err))
@@ -198,6 +205,9 @@ func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, i
 	for _, a := range sb.Attachments {
 		taken = append(taken, a.IfName)
 	}
+	if err := refuseDevicePlug(nets, idx); err != nil {
+		return m.invalidEdit(req, status.ReasonHotplugRefused, err)
+	}
 	picked := make([]plan.Network, len(idx))
 	for i, j := range idx {
 		picked[i] = nets[j]
@@ -207,7 +217,7 @@ func (m *Manager) plug(ctx context.Context, req *request, nets []plan.Network, i
 		err = checkKeptDefaultRoutes(sb, delegates)
 	}
 	if err != nil {
-		return m.invalidEdit(req, err)
+		return m.invalidEdit(req, status.ReasonInvalidNetworkSelection, err)
 	}
 	var errs []error
 	for _, d := range delegates {

@@ -206,7 +206,7 @@ func networkStatus(sb *checkpoint.Sandbox, ipamDNS func(containerID, ifname stri
 			return "", fmt.Errorf("network %q result: %w", a.Network, err)
 		}
 		def := a.Meta["default-route"] != "" || (a.Default && !moved)
-		n := status.Network{Name: a.Network, IfName: a.IfName, Default: def, Result: res}
+		n := status.Network{Name: a.Network, IfName: a.IfName, Default: def, Result: res, DeviceInfo: deviceInfo(&a)}
 		if ipamDNS != nil {
 			n.IPAMDNS = ipamDNS(sb.ContainerID, a.IfName)
 		}

@@ -177,7 +177,8 @@ func (m *Manager) resolveNAD(ctx context.Context, podNS string, el *nadv1.Networ
 	if err != nil {
 		return plan.Network{}, err
 	}
-	return plan.Network{Key: key, ConfList: confList, Element: el, Serial: serial}, nil
+	return plan.Network{Key: key, ConfList: confList, Element: el, Serial: serial,
+		ResourceName: strings.TrimSpace(nad.Annotations[ResourceNameAnnotation])}, nil
 }
 
 // nadConf is a NAD's spec.config parsed, for the NAD version (UID and resourceVersion) it is

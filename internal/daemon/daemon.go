@@ -101,6 +101,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 		IPAMDNS: leases.DNS, ObservePhase: m.ObservePhase,
 	})
+	if mgr.Claims, err = newClaims(o, cfg, log); err != nil {
+		return err
+	}
 	if err := startPolicy(ctx, o, cfg, client, pods, mgr, m, log); err != nil {
 		return err
 	}

@@ -61,6 +61,10 @@ type Options struct {
 	// NetworkPolicy enforces MultiNetworkPolicy (when its CRD is served) with nftables in
 	// each pod's network namespace.
 	NetworkPolicy bool `json:"networkPolicy"`
+	// DRA resolves the devices of device-backed networks (NADs annotated
+	// k8s.v1.cni.cncf.io/resourceName) from the pod's ResourceClaims, and reports them on the
+	// claims' status.
+	DRA bool `json:"dra"`
 	// PolicyAcceptICMPEcho lets ICMP and ICMPv6 echo (ping) through directions that
 	// policies isolate.
 	PolicyAcceptICMPEcho bool `json:"policyAcceptICMPEcho,omitempty"`
@@ -88,6 +92,7 @@ func Defaults() Options {
 		StatusGiveUpAfter:  metav1.Duration{Duration: 10 * time.Minute},
 		StatusDrainTimeout: metav1.Duration{Duration: 10 * time.Second},
 		NetworkPolicy:      true,
+		DRA:                true,
 	}
 }
 
@@ -121,6 +126,7 @@ func Parse(args []string) (Options, error) {
 	fs.DurationVar(&o.ResyncInterval.Duration, "resync-interval", o.ResyncInterval.Duration, "how often every running pod is reconciled again: hot plug, and network-status written again where it differs from the record")
 	fs.DurationVar(&o.StatusGiveUpAfter.Duration, "status-give-up-after", o.StatusGiveUpAfter.Duration, "how long a failed network-status write is retried before it is given up (the next resync writes it again)")
 	fs.DurationVar(&o.StatusDrainTimeout.Duration, "status-drain-timeout", o.StatusDrainTimeout.Duration, "on SIGTERM, once the last request is answered, how long to wait for the network-status writes still pending (those left are written after the next start)")
+	fs.BoolVar(&o.DRA, "dra", o.DRA, "give device-backed networks (NADs annotated k8s.v1.cni.cncf.io/resourceName) the devices the pod's ResourceClaims were allocated, and write their interfaces to the claims' status (false: such NADs are attached as their config says)")
 	fs.BoolVar(&o.NetworkPolicy, "network-policy", o.NetworkPolicy, "enforce MultiNetworkPolicy (k8s.cni.cncf.io) on secondary interfaces, with nftables in each pod's network namespace, once its CRD is served (false: not enforced)")
 	fs.BoolVar(&o.PolicyAcceptICMPEcho, "policy-accept-icmp-echo", o.PolicyAcceptICMPEcho, "let ICMP and ICMPv6 echo (ping) through directions that MultiNetworkPolicies isolate (false: NetworkPolicy semantics, only what a rule allows)")
 	if err := fs.Parse(args); err != nil {

@@ -29,6 +29,9 @@ type Network struct {
 	// Serial is set when the network's NAD opted out of parallel attach: its delegates run
 	// alone, never beside another network's.
 	Serial bool
+	// ResourceName is the NAD's k8s.v1.cni.cncf.io/resourceName: the network is
+	// device-backed, each attachment taking a device of the pod's ResourceClaims.
+	ResourceName string
 }
 
 // Delegate is one planned invocation.
@@ -42,6 +45,9 @@ type Delegate struct {
 	DefaultRoute   []net.IP // gateways the element asked to carry the default route
 	Selection      string   // Identity of the element, for a secondary network
 	Serial         bool     // run alone, after the networks attached in parallel (Network.Serial)
+	ResourceName   string   // Network.ResourceName: the attachment takes a device
+	// Meta are entries the attachment's record keeps besides the planned ones (its device).
+	Meta map[string]string
 }
 
 // NetworkArg is the CNI_ARGS key that names the network to its plugins.
@@ -127,6 +133,7 @@ func attachment(pod Pod, containerID string, n Network, ifname string) (Delegate
 		DefaultRoute:   el.GatewayRequest,
 		Selection:      Identity(el),
 		Serial:         n.Serial,
+		ResourceName:   n.ResourceName,
 	}, nil
 }
 

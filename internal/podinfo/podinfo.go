@@ -108,7 +108,8 @@ func newInformer(obj runtime.Object, trim cache.TransformFunc, failed cache.Watc
 }
 
 // trimPod keeps what multinet reads of a pod: its identity, labels, annotations, controller,
-// deletion mark, node, phase and named container ports.
+// deletion mark, node, phase, named container ports and ResourceClaims (device-backed
+// networks resolve them).
 func trimPod(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
 		ctl := metav1.GetControllerOfNoCopy(pod) // multinet-ipam holds a StatefulSet pod's addresses
@@ -116,8 +117,10 @@ func trimPod(obj any) (any, error) {
 		if ctl != nil {
 			pod.OwnerReferences = []metav1.OwnerReference{*ctl}
 		}
-		pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName, Containers: namedPorts(pod.Spec.Containers)}
-		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase}
+		pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName, Containers: namedPorts(pod.Spec.Containers),
+			ResourceClaims: pod.Spec.ResourceClaims}
+		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase, ResourceClaimStatuses: pod.Status.ResourceClaimStatuses,
+			ExtendedResourceClaimStatus: pod.Status.ExtendedResourceClaimStatus}
 	}
 	return obj, nil
 }

@@ -43,6 +43,15 @@ const (
 	// ReasonNetworkStatusFailed (Warning): the network-status annotation
 	// could not be written.
 	ReasonNetworkStatusFailed = "NetworkStatusFailed"
+	// ReasonDeviceNotResolved (Warning): a device-backed network's device could not be
+	// found among the pod's ResourceClaims (not allocated yet, none providing it, ...).
+	ReasonDeviceNotResolved = "DeviceNotResolved"
+	// ReasonClaimStatusFailed (Warning): the status of a device-backed attachment could not
+	// be written on its ResourceClaim.
+	ReasonClaimStatusFailed = "ClaimStatusFailed"
+	// ReasonHotplugRefused (Warning): an edit of a running pod's networks asks for a network
+	// that cannot be hot plugged (a device-backed one).
+	ReasonHotplugRefused = "HotplugRefused"
 )
 
 // Component is the source component of multinet's Events.
