@@ -79,6 +79,7 @@ case $want in
       loopback=github.com/containernetworking/plugins/plugins/main/loopback \
       host-local=github.com/containernetworking/plugins/plugins/ipam/host-local \
       static=github.com/containernetworking/plugins/plugins/ipam/static \
+      host-device=github.com/containernetworking/plugins/plugins/main/host-device \
       tuning=github.com/containernetworking/plugins/plugins/meta/tuning ;;&
   containerd|all) build_group containerd containerd=github.com/containerd/containerd/v2/cmd/containerd \
       containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
