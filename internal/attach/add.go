@@ -100,8 +100,8 @@ func (m *Manager) planAdd(ctx context.Context, req *request) ([]plan.Delegate, e
 	if err := checkDefaultRoutes(attachments); err != nil {
 		return nil, invalidf(types.ErrInvalidNetworkConfig, "pod %s: %v", req.pod, err)
 	}
-	if err := m.resolveDevices(ctx, pod, attachments); err != nil {
-		return nil, fmt.Errorf("pod %s: %w", req.pod, err)
+	if err := m.resolveDevices(ctx, pod, attachments); err != nil { // it names the pod
+		return nil, err
 	}
 	first := plan.Default(req.pod, req.ContainerID, def, req.IfName, req.runtime)
 	return append([]plan.Delegate{first}, attachments...), nil

@@ -107,16 +107,16 @@ func (m *Manager) resolveDevices(ctx context.Context, pod *corev1.Pod, ds []plan
 		return nil
 	}
 	obj, err := claims.Gather(ctx, m.Claims, pod)
-	if err != nil {
-		return fmt.Errorf("%w: %w: %w", ErrDevice, ErrTryAgain, err)
+	if err != nil { // it names the pod
+		return fmt.Errorf("%w (%w, %w)", err, ErrDevice, ErrTryAgain)
 	}
 	devs, err := claims.Resolve(obj, atts)
 	if err != nil {
-		var ce *claims.Error
-		if errors.As(err, &ce) && (errors.Is(err, claims.ErrNoClaim) || errors.Is(err, claims.ErrTooFewDevices)) {
-			return invalidf(types.ErrInvalidNetworkConfig, "%w: %w", ErrDevice, err)
+		// It names the pod, network, resourceName and claim.
+		if errors.Is(err, claims.ErrNoClaim) || errors.Is(err, claims.ErrTooFewDevices) {
+			return invalidf(types.ErrInvalidNetworkConfig, "%w (%w)", err, ErrDevice)
 		}
-		return fmt.Errorf("%w: %w: %w", ErrDevice, ErrTryAgain, err)
+		return fmt.Errorf("%w (%w, %w)", err, ErrDevice, ErrTryAgain)
 	}
 	generations := map[k8stypes.UID]int64{}
 	for _, c := range obj.Claims {
@@ -126,7 +126,8 @@ func (m *Manager) resolveDevices(ctx context.Context, pod *corev1.Pod, ds []plan
 		d, dev := &ds[i], devs[k]
 		in, err := claims.DelegateInputs(dev, d.ConfList)
 		if err != nil {
-			return invalidf(types.ErrInvalidNetworkConfig, "%w: network %q, device %s of claim %s: %v", ErrDevice, d.Network, dev.ID(), dev.Claim, err)
+			return invalidf(types.ErrInvalidNetworkConfig, "pod %s/%s: network %q, device %s of claim %s: %v (%w)",
+				pod.Namespace, pod.Name, d.Network, dev.ID(), dev.Claim, err, ErrDevice)
 		}
 		d.ConfList = in.ConfList
 		if len(in.CapabilityArgs) > 0 {
@@ -144,7 +145,7 @@ func (m *Manager) resolveDevices(ctx context.Context, pod *corev1.Pod, ds []plan
 		}
 		raw, err := json.Marshal(rec)
 		if err != nil {
-			return fmt.Errorf("network %q: encode device: %w", d.Network, err)
+			return fmt.Errorf("pod %s/%s: network %q: encode device: %w", pod.Namespace, pod.Name, d.Network, err)
 		}
 		if d.Meta == nil {
 			d.Meta = map[string]string{}

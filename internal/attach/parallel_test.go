@@ -125,14 +125,23 @@ func (f *fakeDelegates) GC(context.Context, []byte, []types.GCAttachment) error 
 func (f *fakeDelegates) Status(context.Context, []byte) error { return nil }
 
 type fakeEvents struct {
-	mu      sync.Mutex
-	reasons []string
+	mu       sync.Mutex
+	reasons  []string
+	messages []string // "reason: message" of each Event
 }
 
-func (e *fakeEvents) Warning(_ status.PodRef, reason, _ string) {
+func (e *fakeEvents) Warning(_ status.PodRef, reason, message string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reasons = append(e.reasons, reason)
+	e.messages = append(e.messages, reason+": "+message)
+}
+
+// warnings are the Events posted, "reason: message".
+func (e *fakeEvents) warnings() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.messages)
 }
 func (e *fakeEvents) Normal(pod status.PodRef, reason, message string) {
 	e.Warning(pod, reason, message)

@@ -24,6 +24,18 @@ type claimsClient struct {
 	manager string // the field manager of this node's status entries
 }
 
+// startDRA gives mgr its DRA client (device-backed networks).
+func startDRA(o Options, cfg *rest.Config, mgr *attach.Manager, log *slog.Logger) error {
+	c, err := newClaims(o, cfg, log)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		mgr.Claims = c
+	}
+	return nil
+}
+
 // newClaims returns the ADD path's DRA client, or nil when --dra is off.
 func newClaims(o Options, cfg *rest.Config, log *slog.Logger) (attach.Claims, error) {
 	if !o.DRA {

@@ -101,10 +101,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Store:     store, Annotations: patcher, Events: events, Routes: routeSetter{}, Log: log,
 		IPAMDNS: leases.DNS, ObservePhase: m.ObservePhase,
 	})
-	if mgr.Claims, err = newClaims(o, cfg, log); err != nil {
-		return err
-	}
-	if err := startPolicy(ctx, o, cfg, client, pods, mgr, m, log); err != nil {
+	if err := startAttachParts(ctx, o, cfg, client, pods, mgr, m, log); err != nil {
 		return err
 	}
 	runHotplug, err := hotplugFor(o, pods, mgr, m, log)
@@ -224,6 +221,16 @@ func hotplugFor(o Options, pods *podinfo.Source, mgr *attach.Manager, m *metrics
 func startEvents(ctx context.Context, client *coreapi.Client, node string) (events status.EventRecorder, stop func()) {
 	labelled(ctx, "events", func(context.Context) { events, stop = status.NewEventRecorder(client.EventSink(), node) })
 	return events, stop
+}
+
+// startAttachParts gives mgr its optional parts: DRA (device-backed networks) and the
+// MultiNetworkPolicy controller.
+func startAttachParts(ctx context.Context, o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source,
+	mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) error {
+	if err := startDRA(o, cfg, mgr, log); err != nil {
+		return err
+	}
+	return startPolicy(ctx, o, cfg, client, pods, mgr, m, log)
 }
 
 // startPolicy builds the MultiNetworkPolicy controller (unless --network-policy is off),
