@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"strings"
 
+	resourcev1 "k8s.io/api/resource/v1"
+
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/multinet/multinet/internal/netconf"
@@ -65,7 +67,27 @@ func CheckNAD(nad *nadv1.NetworkAttachmentDefinition) (warnings []string, err er
 	if _, err := netconf.Parse([]byte(nad.Spec.Config), nad.Name); err != nil {
 		return nil, &Error{Object: obj, Field: "spec.config", Err: err}
 	}
-	return nil, nil
+	return resourceNameWarnings(obj, nad.Annotations), nil
+}
+
+// resourceNameAnnotation makes a NAD device-backed (see internal/attach).
+const resourceNameAnnotation = "k8s.v1.cni.cncf.io/resourceName"
+
+// resourceNameWarnings warns of a resourceName no DRA device can carry: a device attribute's
+// string value has at most resourcev1.DeviceAttributeMaxValueLength characters. Such a NAD
+// still serves pods without claims (the device named in its config), so it is admitted.
+func resourceNameWarnings(obj Object, annotations map[string]string) []string {
+	rn, ok := annotations[resourceNameAnnotation]
+	switch {
+	case !ok:
+		return nil
+	case strings.TrimSpace(rn) == "":
+		return []string{fmt.Sprintf("%s: annotation %s is empty: the network is not device-backed", obj, resourceNameAnnotation)}
+	case len(rn) > resourcev1.DeviceAttributeMaxValueLength:
+		return []string{fmt.Sprintf("%s: annotation %s is %d characters long: no DRA device can carry it (an attribute value has at most %d), so pods with ResourceClaims will find no device for it",
+			obj, resourceNameAnnotation, len(rn), resourcev1.DeviceAttributeMaxValueLength)}
+	}
+	return nil
 }
 
 // NADRef is a NetworkAttachmentDefinition a pod names.

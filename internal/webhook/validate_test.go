@@ -58,6 +58,18 @@ func TestCheckNAD(t *testing.T) {
 			}
 		})
 	}
+	for _, tc := range []struct{ value, warning string }{
+		{"multinet.io/fabric", ""},
+		{" ", "is empty"},
+		{strings.Repeat("x", 65), "65 characters long: no DRA device can carry it"},
+	} {
+		n := nad(`{"type":"host-device"}`)
+		n.Annotations = map[string]string{"k8s.v1.cni.cncf.io/resourceName": tc.value}
+		warnings, err := CheckNAD(n)
+		if err != nil || (tc.warning == "") != (len(warnings) == 0) || (tc.warning != "" && !strings.Contains(warnings[0], tc.warning)) {
+			t.Errorf("resourceName %q: warnings %q, err %v; want a warning holding %q", tc.value, warnings, err, tc.warning)
+		}
+	}
 	var te *netconf.TypeError
 	if _, err := CheckNAD(nad(`{"type":"a/b"}`)); !errors.As(err, &te) {
 		t.Errorf("error %v does not unwrap to the parser's *netconf.TypeError", err)
