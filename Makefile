@@ -53,13 +53,14 @@ e2e: tools
 ## multinet-ipam tables (10 nodes' managers on a real kube-apiserver; the API requests of 10, 50
 ## and 100 idle nodes), MultiNetworkPolicy (policy change -> rules in 100 pods, the time a
 ## pod's ADD spends on its rules, the peer cache), then pod create -> Running on a real node,
-## multinet vs the cluster network alone.
+## multinet vs the cluster network alone, and a DRA device pod's RunPodSandbox next to a
+## bridge one's (two real-node clusters, one after the other).
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./internal/ipam/
 	$(GO) test -run '^$$' -bench 'PolicyChange|PeerChange|PeerCache' -benchtime 1x -timeout 10m ./internal/policy/
 	$(GO) test -run '^$$' -bench 'Enforce' -benchtime 200x -timeout 10m ./internal/policy/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 45m ./test/e2e/
 
 ## demo: a real node (kubelet + containerd), multinet installed from deploy/, three pods of a
 ## Deployment with two secondary networks, their interfaces, network-status and pings.

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"github.com/multinet/multinet/internal/testbed"
 )
@@ -34,15 +35,15 @@ func BenchmarkRealNodePodStartup(b *testing.B) {
 	e := &env{c: c}
 	nets := []network{e.createNetwork(b, "bench", "b1", 31), e.createNetwork(b, "bench", "b2", 32), e.createNetwork(b, "bench", "b3", 33)}
 	measureStartup(b, c, 1, nil) // warm-up: the first pod also loads the images' snapshots
-	sandboxAlone := measureSandboxes(b, c, nil)
+	sandboxAlone, _ := measureSandboxes(b, c, benchPod(nil))
 	alone := map[int]startup{}
 	for _, n := range benchSizes {
 		alone[n] = measureStartup(b, c, n, nil)
 	}
 	c.DeployMultinet(b, overlay)
 	measureStartup(b, c, 1, nets) // warm-up: the first ADD creates the three bridges
-	sandboxNoSecondary := measureSandboxes(b, c, nil)
-	sandboxWithNets := measureSandboxes(b, c, nets)
+	sandboxNoSecondary, _ := measureSandboxes(b, c, benchPod(nil))
+	sandboxWithNets, _ := measureSandboxes(b, c, benchPod(nets))
 	fmt.Printf("\npod create -> Running on one real node (kubelet + containerd), pods created at once\n")
 	fmt.Printf("%-6s | %-28s | %-28s | %s\n", "pods", "cluster network alone", "multinet, 3 secondary nets", "ratio (all Running)")
 	fmt.Printf("%-6s | %-28s | %-28s | %s\n", "", "all Running / median pod", "all Running / median pod", "")
@@ -68,24 +69,31 @@ const (
 	sandboxSettle = 10 * time.Second
 )
 
-// measureSandboxes creates sandboxPods pods one at a time (each Running before the next),
-// with the networks, if any, and returns their RunPodSandbox times from containerd's log:
-// the runtime's own timestamps, without the kubelet's relist period that create -> Running
-// has.
-func measureSandboxes(b *testing.B, c *testbed.Cluster, nets []network) []time.Duration {
+// measureSandboxes creates sandboxPods pods of namespace bench, made by pod, one at a time
+// (each Running before the next), and returns their RunPodSandbox times from containerd's
+// log (the runtime's own timestamps, without the kubelet's relist period that create ->
+// Running has), and their create -> Running times as this client saw them.
+func measureSandboxes(b *testing.B, c *testbed.Cluster, pod func(name string) *corev1.Pod) (sandbox, running []time.Duration) {
 	b.Helper()
 	time.Sleep(sandboxSettle)
 	logStart := fileSize(b, c.ContainerdLog())
 	for i := range sandboxPods {
-		c.CreatePodObject(b, testbed.BusyboxPod("bench", fmt.Sprintf("s%d", i), annotation(nets)))
+		start := time.Now()
+		c.CreatePodObject(b, pod(fmt.Sprintf("s%d", i)))
 		c.WaitPodRunning(b, "bench", fmt.Sprintf("s%d", i), 2*time.Minute)
+		running = append(running, time.Since(start))
 	}
-	sandbox := runPodSandboxTimes(b, c.ContainerdLog(), logStart, "bench")
+	sandbox = runPodSandboxTimes(b, c.ContainerdLog(), logStart, "bench")
 	if len(sandbox) != sandboxPods {
 		b.Fatalf("containerd logged %d RunPodSandbox calls in namespace bench for %d pods", len(sandbox), sandboxPods)
 	}
 	c.RunKubectl(b, "-n", "bench", "delete", "pods", "--all", "--wait=true", "--timeout=5m")
-	return sandbox
+	return sandbox, running
+}
+
+// benchPod makes busybox pods of namespace bench asking for the networks.
+func benchPod(nets []network) func(name string) *corev1.Pod {
+	return func(name string) *corev1.Pod { return testbed.BusyboxPod("bench", name, annotation(nets)) }
 }
 
 func sandboxes(ds []time.Duration) string {
@@ -187,4 +195,53 @@ func runPodSandboxTimes(b *testing.B, path string, offset int64, namespace strin
 		b.Fatal(err)
 	}
 	return out
+}
+
+// BenchmarkRealNodeDRASandbox compares, with multinet installed, pods created one at a time
+// with one secondary network: a bridge network, and a device-backed one (a ResourceClaim from
+// a template is allocated a host veth that the NIC driver in multinetd publishes; multinetd
+// resolves the claim and host-device moves the veth into the pod). Both take host-local
+// addresses. RunPodSandbox (containerd's log) holds multinetd's part: for the device, reading
+// the claim and its slices, host-device, and the claim's status written. The scheduler's
+// allocation and the kubelet's prepare come before it, so create -> Running (polled every
+// 200 ms) is shown too.
+func BenchmarkRealNodeDRASandbox(b *testing.B) {
+	testbed.RequireRoot(b)
+	c := testbed.StartCluster(b)
+	c.DeployMultinet(b, overlay)
+	c.CreateNamespace(b, "bench")
+	e := &env{c: c}
+	bridge := benchPod([]network{e.createNetwork(b, "bench", "b1", 31)})
+	var nicNames []string
+	for i := range sandboxPods/2 + 1 { // a device for each pod, both ends of each pair published
+		a, peer := fmt.Sprintf("mnnicb%da", i), fmt.Sprintf("mnnicb%db", i)
+		vethPair(b, a, peer)
+		nicNames = append(nicNames, a, peer)
+	}
+	e.waitPublished(b, nicNames...)
+	conf := `{"cniVersion":"1.0.0","name":"bdev","plugins":[{"type":"host-device","ipam":{"type":"host-local","ranges":[[{"subnet":"10.10.35.0/24"}]]}}]}`
+	e.createAnnotatedNAD(b, "bench", "bdev", conf, map[string]string{resourceNameAnnotation: nicResource})
+	e.createClaimTemplate(b, "bench", "nic", "")
+	device := func(name string) *corev1.Pod {
+		p := benchPod([]network{{namespace: "bench", name: "bdev"}})(name)
+		p.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "nic", ResourceClaimTemplateName: ptr.To("nic")}}
+		return p
+	}
+	for _, p := range []*corev1.Pod{bridge("warm-0"), device("warm-1")} { // the bridge's creation, the first claim
+		c.CreatePodObject(b, p)
+		c.WaitPodRunning(b, "bench", p.Name, 3*time.Minute)
+	}
+	c.RunKubectl(b, "-n", "bench", "delete", "pods", "--all", "--wait=true", "--timeout=5m")
+	bridgeSandbox, bridgeRunning := measureSandboxes(b, c, bridge)
+	deviceSandbox, deviceRunning := measureSandboxes(b, c, device)
+	fmt.Printf("\nOne secondary network, %d pods one at a time: p50 / p99\n", sandboxPods)
+	fmt.Printf("%-44s | %-24s | %s\n", "secondary network", "RunPodSandbox", "create -> Running")
+	fmt.Printf("%-44s | %-24s | %s\n", "bridge, host-local", sandboxes(bridgeSandbox), sandboxes(bridgeRunning))
+	fmt.Printf("%-44s | %-24s | %s\n", "device of a ResourceClaim, host-device", sandboxes(deviceSandbox), sandboxes(deviceRunning))
+	sandboxOver := percentile(deviceSandbox, 0.5) - percentile(bridgeSandbox, 0.5)
+	runningOver := percentile(deviceRunning, 0.5) - percentile(bridgeRunning, 0.5)
+	fmt.Printf("device vs bridge, p50: RunPodSandbox %+.1f ms, create -> Running %+.1f ms\n", ms(sandboxOver), ms(runningOver))
+	b.ReportMetric(ms(percentile(deviceSandbox, 0.5)), "sandbox-ms-device-p50")
+	b.ReportMetric(ms(percentile(bridgeSandbox, 0.5)), "sandbox-ms-bridge-p50")
+	b.ReportMetric(ms(sandboxOver), "sandbox-ms-device-over-bridge")
 }

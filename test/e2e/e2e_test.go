@@ -28,6 +28,8 @@ func TestRealNode(t *testing.T) {
 		{"NADOfAnotherNamespaceByDefault", testCrossNamespaceNAD},
 		{"HotplugOnDeploymentPods", testHotplugDeployment},
 		{"DelAfterNADDeleted", testNADDeletedThenPod},
+		{"DeviceNetworkFromResourceClaims", testDeviceNetwork},
+		{"DeviceNetworkDaemonKilledAroundPrepareAndDel", testDeviceNetworkDaemonKilled},
 		{"DaemonRestartWhilePodsAreCreated", testDaemonRestartDuringCreate},
 		{"UpgradeWithoutTextFileBusy", testUpgrade},
 		{"NodeServicesRestart", testNodeServicesRestart},

@@ -19,6 +19,8 @@ import (
 type env struct {
 	c    *testbed.Cluster
 	nets map[string]network // by "namespace/name"
+	// draReady says namespace dra and its device-backed network exist (dra_test.go).
+	draReady bool
 }
 
 // network is a secondary network of the tests: a NAD of a bridge "mnt-<name>" with a test
