@@ -113,6 +113,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	stopNICs, err := startNICDriver(ctx, o, cfg, log)
+	if err != nil {
+		return fmt.Errorf("NIC DRA driver client: %w", err)
+	}
+	defer stopNICs()
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
 	labelled(ctx, "informers", pods.Start)
@@ -502,8 +507,8 @@ func writeConflist(o Options, mgr *attach.Manager) error {
 }
 
 // PartLabel is the profiler label that names the part of multinetd a CPU sample is from
-// (informers, events, network-status, hotplug, ipam, dhcp, metrics, serve: the socket's
-// listener, readiness and the sweep). The socket's requests carry server.RequestLabel instead.
+// (informers, events, network-status, hotplug, ipam, dhcp, metrics, dra-nics: the NIC DRA
+// driver, serve: the socket's listener, readiness and the sweep). The socket's requests carry server.RequestLabel instead.
 const PartLabel = "part"
 
 // labelled runs f with the profiler label part=name; goroutines f starts keep it.

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/dra/nics"
 )
 
 // Options are multinetd's settings: flags, or the same keys in a YAML/JSON config file.
@@ -68,6 +70,12 @@ type Options struct {
 	// PolicyAcceptICMPEcho lets ICMP and ICMPv6 echo (ping) through directions that
 	// policies isolate.
 	PolicyAcceptICMPEcho bool `json:"policyAcceptICMPEcho,omitempty"`
+	// DRANICs, when set, runs the DRA driver of the node's NICs inside multinetd: the host
+	// links it selects are published as devices of a ResourceSlice (docs/dra.md). Absent: off.
+	DRANICs *nics.Config `json:"draNICs,omitempty"`
+	// KubeletRootDir is the kubelet's --root-dir: the NIC driver registers in its
+	// plugins_registry and serves from plugins/<driver>.
+	KubeletRootDir string `json:"kubeletRootDir,omitempty"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -93,6 +101,7 @@ func Defaults() Options {
 		StatusDrainTimeout: metav1.Duration{Duration: 10 * time.Second},
 		NetworkPolicy:      true,
 		DRA:                true,
+		KubeletRootDir:     "/var/lib/kubelet",
 	}
 }
 
@@ -129,6 +138,7 @@ func Parse(args []string) (Options, error) {
 	fs.BoolVar(&o.DRA, "dra", o.DRA, "give device-backed networks (NADs annotated k8s.v1.cni.cncf.io/resourceName) the devices the pod's ResourceClaims were allocated, and write their interfaces to the claims' status (false: such NADs are attached as their config says)")
 	fs.BoolVar(&o.NetworkPolicy, "network-policy", o.NetworkPolicy, "enforce MultiNetworkPolicy (k8s.cni.cncf.io) on secondary interfaces, with nftables in each pod's network namespace, once its CRD is served (false: not enforced)")
 	fs.BoolVar(&o.PolicyAcceptICMPEcho, "policy-accept-icmp-echo", o.PolicyAcceptICMPEcho, "let ICMP and ICMPv6 echo (ping) through directions that MultiNetworkPolicies isolate (false: NetworkPolicy semantics, only what a rule allows)")
+	fs.StringVar(&o.KubeletRootDir, "kubelet-root-dir", o.KubeletRootDir, "the kubelet's --root-dir: the NIC DRA driver (config key draNICs) registers in its plugins_registry and serves from its plugins/<driver>")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -192,7 +202,39 @@ func (o *Options) complete() error {
 	if o.ResyncInterval.Duration < time.Second || o.StatusGiveUpAfter.Duration <= 0 || o.StatusDrainTimeout.Duration < 0 {
 		return errors.New("--resync-interval must be at least 1s, --status-give-up-after positive and --status-drain-timeout 0 or more")
 	}
+	return o.completeNICs()
+}
+
+// maxSocketPath is the longest unix socket path the kernel binds (sun_path less its NUL).
+const maxSocketPath = 107
+
+// completeNICs checks --kubelet-root-dir and the draNICs section, and fills in the
+// section's defaults.
+func (o *Options) completeNICs() error {
+	if !filepath.IsAbs(o.KubeletRootDir) {
+		return fmt.Errorf("--kubelet-root-dir must be an absolute path, got %q", o.KubeletRootDir)
+	}
+	if o.DRANICs == nil {
+		return nil
+	}
+	c := o.DRANICs.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("draNICs: %w", err)
+	}
+	o.DRANICs = &c
+	registrar, plugin := o.nicDriverDirs()
+	for _, sock := range []string{filepath.Join(registrar, c.Driver+"-reg.sock"), filepath.Join(plugin, "dra.sock")} {
+		if len(sock) > maxSocketPath {
+			return fmt.Errorf("draNICs: the driver's socket %s is longer than %d bytes: shorten --kubelet-root-dir or the driver name", sock, maxSocketPath)
+		}
+	}
 	return nil
+}
+
+// nicDriverDirs are the kubelet's plugin registration directory and the NIC driver's own
+// plugin directory.
+func (o *Options) nicDriverDirs() (registrar, plugin string) {
+	return filepath.Join(o.KubeletRootDir, "plugins_registry"), filepath.Join(o.KubeletRootDir, "plugins", o.DRANICs.Driver)
 }
 
 // NamespaceList is a list of namespaces: a YAML/JSON list, or a comma-separated string as
