@@ -153,6 +153,20 @@ func podRecords(t *testing.T, namespace, name string) []string {
 	return out
 }
 
+// readRecords returns the content of multinetd's checkpoint records named, one a line.
+func readRecords(t *testing.T, names []string) string {
+	t.Helper()
+	var out []string
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join(multinetStateDir, "checkpoints", n))
+		if err != nil {
+			data = []byte(err.Error())
+		}
+		out = append(out, n+": "+string(data))
+	}
+	return strings.Join(out, "\n")
+}
+
 // preparedClaims reads the UIDs of the claims the NIC driver recorded as prepared.
 func preparedClaims(t *testing.T) map[string]bool {
 	t.Helper()
