@@ -157,9 +157,29 @@ func fileSize(b *testing.B, path string) int64 {
 	return fi.Size()
 }
 
-// sandboxLine is containerd's log line at the start and at the successful end of a
-// RunPodSandbox call: time="..." level=info msg="RunPodSandbox for &PodSandboxMetadata{Name:p0,Uid:...,Namespace:bench,...}[ returns sandbox id \"...\"]".
-var sandboxLine = regexp.MustCompile(`^time="([^"]+)".*msg="RunPodSandbox for &PodSandboxMetadata\{Name:[^,]*,Uid:([^,]+),Namespace:([^,]+),.*?\}( returns sandbox id)?`)
+// sandboxLines match containerd's log line at the start and at the successful end of a
+// RunPodSandbox call, with the groups time, pod UID, namespace and " returns sandbox id" (at
+// the end only). containerd 1.7 prints the metadata as a Go struct:
+//
+//	time="..." level=info msg="RunPodSandbox for &PodSandboxMetadata{Name:p0,Uid:...,Namespace:bench,...}[ returns sandbox id \"...\"]"
+//
+// containerd 2.4 in protobuf text form:
+//
+//	time="..." level=info msg="RunPodSandbox for name:\"p0\"  uid:\"...\"  namespace:\"bench\"[ returns sandbox id \"...\"]"
+var sandboxLines = []*regexp.Regexp{
+	regexp.MustCompile(`^time="([^"]+)".*msg="RunPodSandbox for &PodSandboxMetadata\{Name:[^,]*,Uid:([^,]+),Namespace:([^,]+),.*?\}( returns sandbox id)?`),
+	regexp.MustCompile(`^time="([^"]+)".*msg="RunPodSandbox for name:\\"[^\\]*\\"\s+uid:\\"([^\\]+)\\"\s+namespace:\\"([^\\]+)\\"(?:\s+attempt:\d+)?( returns sandbox id)?`),
+}
+
+// sandboxLine returns the groups of line's match (see sandboxLines), nil when none matches.
+func sandboxLine(line string) []string {
+	for _, re := range sandboxLines {
+		if m := re.FindStringSubmatch(line); m != nil {
+			return m
+		}
+	}
+	return nil
+}
 
 // runPodSandboxTimes reads containerd's log from offset on and returns how long each
 // successful RunPodSandbox of a pod in namespace took, from containerd's own timestamps.
@@ -177,7 +197,7 @@ func runPodSandboxTimes(b *testing.B, path string, offset int64, namespace strin
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		m := sandboxLine.FindStringSubmatch(sc.Text())
+		m := sandboxLine(sc.Text())
 		if m == nil || m[3] != namespace {
 			continue
 		}
