@@ -227,7 +227,7 @@ func startEvents(ctx context.Context, client *coreapi.Client, node string) (even
 // MultiNetworkPolicy controller.
 func startAttachParts(ctx context.Context, o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source,
 	mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) error {
-	if err := startDRA(o, cfg, mgr, log); err != nil {
+	if err := startDRA(ctx, o, cfg, mgr, log); err != nil {
 		return err
 	}
 	return startPolicy(ctx, o, cfg, client, pods, mgr, m, log)

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -566,18 +567,35 @@ func testDeviceUnplug(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
 }
 
 // testDRADelAPIServerDown: a DEL while the API server is down still gives the NIC back at
-// once: the claim's status, which cannot be cleared then, holds nothing up.
+// once; the claim's status, which cannot be cleared then, is cleared once the API server is
+// back (the write is kept on disk and retried).
 func testDRADelAPIServerDown(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
 	e := newEnv(t, cp)
 	e.deviceNAD(t, "dev", "", e.hostLocalIPAM("10.37.0.0/24"))
 	sb := e.claimingSandbox(t, "p", "dev", podClaim{name: "nic", claim: "p-nic"})
 	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
 	e.MustAdd(t, sb)
+	if n := len(e.claimDevices(t, "p-nic")); n != 1 {
+		t.Fatalf("claim has %d entries after ADD, want 1", n)
+	}
 	cp.StopAPIServer(t)
-	defer cp.StartAPIServer(t)
+	up := false
+	defer func() {
+		if !up {
+			cp.StartAPIServer(t)
+		}
+	}()
 	e.MustDel(t, sb)
 	nic.onHost(t, "after DEL")
 	e.assertClean(t)
-	// The entry the ADD wrote stays on the claim: nothing clears it later, the record being
-	// gone (reported on issue 24).
+	cp.StartAPIServer(t)
+	up = true
+	for deadline := time.Now().Add(60 * time.Second); len(e.claimDevices(t, "p-nic")) > 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the claim still has the entry a DEL cleared while the API server was down\n%s", e.Log())
+		}
+	}
+	if !strings.Contains(e.Log(), "claim status written after a retry") {
+		t.Errorf("daemon log does not say the kept write was retried:\n%s", e.Log())
+	}
 }
