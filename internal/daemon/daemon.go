@@ -82,11 +82,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := installShim(o); err != nil {
 		return err
 	}
-	if o.MetricsAddress != "" {
-		go labelled(ctx, "metrics", func(ctx context.Context) {
-			serveMetrics(ctx, o.MetricsAddress, withProfiling(m.Handler(), o.Profiling), log)
-		})
-	}
+	startMetrics(ctx, o, m, log)
+	defer startNICDriver(ctx, o, cfg, log)()
 	pods := podinfo.New(client, nads, o.NodeName)
 	events, stopEvents := startEvents(ctx, client, o.NodeName)
 	defer stopEvents()
@@ -502,8 +499,8 @@ func writeConflist(o Options, mgr *attach.Manager) error {
 }
 
 // PartLabel is the profiler label that names the part of multinetd a CPU sample is from
-// (informers, events, network-status, hotplug, ipam, dhcp, metrics, serve: the socket's
-// listener, readiness and the sweep). The socket's requests carry server.RequestLabel instead.
+// (informers, events, network-status, hotplug, ipam, dhcp, metrics, dra-nics: the NIC DRA
+// driver, serve: the socket's listener, readiness and the sweep). The socket's requests carry server.RequestLabel instead.
 const PartLabel = "part"
 
 // labelled runs f with the profiler label part=name; goroutines f starts keep it.
@@ -523,6 +520,16 @@ func withProfiling(h http.Handler, on bool) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	return mux
+}
+
+// startMetrics serves /metrics, /healthz and /readyz (and pprof when asked) on the metrics
+// address, unless it is empty, until ctx ends.
+func startMetrics(ctx context.Context, o Options, m *metrics.Metrics, log *slog.Logger) {
+	if o.MetricsAddress != "" {
+		go labelled(ctx, "metrics", func(ctx context.Context) {
+			serveMetrics(ctx, o.MetricsAddress, withProfiling(m.Handler(), o.Profiling), log)
+		})
+	}
 }
 
 func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/multinet/multinet/internal/cniapi"
+	"github.com/multinet/multinet/internal/dra/nics"
 )
 
 // Options are multinetd's settings: flags, or the same keys in a YAML/JSON config file.
@@ -26,6 +28,12 @@ type Options struct {
 	CNIBinDir  string `json:"cniBinDir,omitempty"`
 	Socket     string `json:"socket,omitempty"`
 	StateDir   string `json:"stateDir,omitempty"`
+	// KubeletRootDir is the kubelet's --root-dir: the NIC DRA driver registers in its
+	// plugins_registry and serves from plugins/<driver>.
+	KubeletRootDir string `json:"kubeletRootDir,omitempty"`
+	// DRANICs, when set, runs the DRA driver of the node's NICs inside multinetd: the host
+	// links it selects are published as devices of a ResourceSlice (docs/dra.md). Absent: off.
+	DRANICs *nics.Config `json:"draNICs,omitempty"`
 	// NamespaceIsolation (Multus' key) limits a pod to the NADs of its own namespace and of
 	// GlobalNamespaces; off, a pod may name any namespace's NAD, as the NPWG spec allows.
 	NamespaceIsolation bool          `json:"namespaceIsolation,omitempty"`
@@ -85,6 +93,7 @@ func Defaults() Options {
 		WriteConflist:      true,
 		SyncCheckpoints:    true,
 		LogLevel:           "info",
+		KubeletRootDir:     "/var/lib/kubelet",
 		Hotplug:            true,
 		ParallelAttach:     true,
 		AddedEvents:        true,
@@ -109,6 +118,7 @@ func Parse(args []string) (Options, error) {
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "CNI bin dir: delegate plugins are run from here and the shim installed here")
 	fs.StringVar(&o.Socket, "socket", o.Socket, "unix socket the shim talks to")
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "where checkpoints and the delegates' result cache are kept")
+	fs.StringVar(&o.KubeletRootDir, "kubelet-root-dir", o.KubeletRootDir, "the kubelet's --root-dir: the NIC DRA driver (config key draNICs) registers in its plugins_registry and serves from its plugins/<driver>")
 	fs.StringVar(&o.DefaultNetwork, "default-network", "", "cluster default network: a network name in --cni-conf-dir or a conf file path; empty: the first other conf in --cni-conf-dir")
 	fs.StringVar(&o.ShimSource, "shim-source", "", "install this shim binary into --cni-bin-dir at start (atomically)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "address for /metrics, /healthz and /readyz; empty disables")
@@ -192,7 +202,39 @@ func (o *Options) complete() error {
 	if o.ResyncInterval.Duration < time.Second || o.StatusGiveUpAfter.Duration <= 0 || o.StatusDrainTimeout.Duration < 0 {
 		return errors.New("--resync-interval must be at least 1s, --status-give-up-after positive and --status-drain-timeout 0 or more")
 	}
+	return o.completeNICs()
+}
+
+// maxSocketPath is the longest unix socket path the kernel binds (sun_path less its NUL).
+const maxSocketPath = 107
+
+// completeNICs checks --kubelet-root-dir and the draNICs section, and fills in the
+// section's defaults.
+func (o *Options) completeNICs() error {
+	if !filepath.IsAbs(o.KubeletRootDir) {
+		return fmt.Errorf("--kubelet-root-dir must be an absolute path, got %q", o.KubeletRootDir)
+	}
+	if o.DRANICs == nil {
+		return nil
+	}
+	c := o.DRANICs.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("draNICs: %w", err)
+	}
+	o.DRANICs = &c
+	registrar, plugin := o.nicDriverDirs()
+	for _, sock := range []string{filepath.Join(registrar, c.Driver+"-reg.sock"), filepath.Join(plugin, "dra.sock")} {
+		if len(sock) > maxSocketPath {
+			return fmt.Errorf("draNICs: the driver's socket %s is longer than %d bytes: shorten --kubelet-root-dir or the driver name", sock, maxSocketPath)
+		}
+	}
 	return nil
+}
+
+// nicDriverDirs are the kubelet's plugin registration directory and the NIC driver's own
+// plugin directory.
+func (o *Options) nicDriverDirs() (registrar, plugin string) {
+	return filepath.Join(o.KubeletRootDir, "plugins_registry"), filepath.Join(o.KubeletRootDir, "plugins", o.DRANICs.Driver)
 }
 
 // NamespaceList is a list of namespaces: a YAML/JSON list, or a comma-separated string as

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/multinet/multinet/internal/dra/nics"
 )
 
 // TestNamespaceSettings: Multus' keys are accepted as Multus writes them (globalNamespaces as
@@ -156,6 +158,77 @@ func TestNetworkStatusSettings(t *testing.T) {
 			if o.ResyncInterval.Duration != c.resync || o.StatusGiveUpAfter.Duration != c.giveUp || o.StatusDrainTimeout.Duration != c.drain {
 				t.Errorf("resync %v give-up %v drain %v, want %v %v %v", o.ResyncInterval.Duration, o.StatusGiveUpAfter.Duration,
 					o.StatusDrainTimeout.Duration, c.resync, c.giveUp, c.drain)
+			}
+		})
+	}
+}
+
+// TestDRASettings: claims are resolved by default (--dra=false turns it off); the NIC driver
+// is off without a draNICs section, and with one gets its defaults and its directories under
+// the kubelet's root dir; a section, a root dir or a socket path the driver cannot use is
+// refused at start, naming what is wrong.
+func TestDRASettings(t *testing.T) {
+	long := "/" + strings.Repeat("k", 80)
+	cases := []struct {
+		name, file          string
+		flags               []string
+		dra                 bool
+		driver, root        string // driver "": the NIC driver is off
+		registrar, plugin   string
+		excludeDefaultRoute bool
+		wantErr             string
+	}{
+		{name: "defaults: claims on, driver off", file: "logLevel: info\n", dra: true, root: "/var/lib/kubelet"},
+		{name: "dra off in the file", file: "dra: false\n", root: "/var/lib/kubelet"},
+		{name: "flag wins over file", file: "dra: false\n", flags: []string{"--dra"}, dra: true, root: "/var/lib/kubelet"},
+		{name: "empty section is off", file: "draNICs:\n", dra: true, root: "/var/lib/kubelet"},
+		{name: "driver with defaults", file: "draNICs:\n  include: [\"eth[1-9]*\"]\n  resourceName: example.com/nic\n",
+			dra: true, root: "/var/lib/kubelet", driver: nics.DefaultDriver, excludeDefaultRoute: true,
+			registrar: "/var/lib/kubelet/plugins_registry", plugin: "/var/lib/kubelet/plugins/" + nics.DefaultDriver},
+		{name: "root dir and driver name", file: "kubeletRootDir: /data/kubelet\ndraNICs: {driver: nic.example.com, include: [ens*], excludeDefaultRoute: false}\n",
+			dra: true, root: "/data/kubelet", driver: "nic.example.com",
+			registrar: "/data/kubelet/plugins_registry", plugin: "/data/kubelet/plugins/nic.example.com"},
+		{name: "root dir flag wins", file: "kubeletRootDir: /data/kubelet\ndraNICs: {include: [ens*]}\n", flags: []string{"--kubelet-root-dir", "/k"},
+			dra: true, root: "/k", driver: nics.DefaultDriver, excludeDefaultRoute: true,
+			registrar: "/k/plugins_registry", plugin: "/k/plugins/" + nics.DefaultDriver},
+		{name: "no include", file: "draNICs: {exclude: [eth0]}\n", wantErr: "draNICs: nic driver config: include"},
+		{name: "bad pattern", file: "draNICs: {include: [\"eth[\"]}\n", wantErr: `draNICs: nic driver config: pattern "eth["`},
+		{name: "unknown key in the section", file: "draNICs: {include: [eth1], interfaces: [eth1]}\n", wantErr: "interfaces"},
+		{name: "relative root dir", file: "logLevel: info\n", flags: []string{"--kubelet-root-dir", "kubelet"},
+			wantErr: `--kubelet-root-dir must be an absolute path, got "kubelet"`},
+		{name: "socket path too long", file: "draNICs: {include: [eth1]}\n", flags: []string{"--kubelet-root-dir", long},
+			wantErr: "draNICs: the driver's socket " + long + "/plugins_registry/" + nics.DefaultDriver + "-reg.sock is longer than 107 bytes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, _, err := parseWithFile(t, c.file, c.flags...)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("Parse = %v, want an error saying %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.DRA != c.dra || o.KubeletRootDir != c.root {
+				t.Errorf("dra %v kubeletRootDir %q, want %v %q", o.DRA, o.KubeletRootDir, c.dra, c.root)
+			}
+			if c.driver == "" {
+				if o.DRANICs != nil {
+					t.Errorf("draNICs %+v, want the driver off", *o.DRANICs)
+				}
+				return
+			}
+			if o.DRANICs == nil {
+				t.Fatal("draNICs nil, want the driver on")
+			}
+			registrar, plugin := o.nicDriverDirs()
+			if o.DRANICs.Driver != c.driver || registrar != c.registrar || plugin != c.plugin {
+				t.Errorf("driver %q dirs %q %q, want %q %q %q", o.DRANICs.Driver, registrar, plugin, c.driver, c.registrar, c.plugin)
+			}
+			if e := o.DRANICs.ExcludeDefaultRoute; e == nil || *e != c.excludeDefaultRoute {
+				t.Errorf("excludeDefaultRoute %v, want %v", e, c.excludeDefaultRoute)
 			}
 		})
 	}

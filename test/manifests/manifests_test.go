@@ -57,7 +57,40 @@ func TestConfigFileParses(t *testing.T) {
 	if !o.WriteConflist {
 		t.Error("writeConflist is false: nodes would never get 00-multinet.conflist")
 	}
+	if !o.DRA || o.DRANICs != nil {
+		t.Errorf("dra %v, draNICs %v; want claims resolved and the NIC driver off", o.DRA, o.DRANICs)
+	}
 	checkNoNodeName(t, file)
+	checkDRANICsExample(t, file)
+}
+
+// checkDRANICsExample uncomments the config file's draNICs example and checks that multinetd
+// accepts it and runs the NIC driver with it.
+func checkDRANICsExample(t *testing.T, file string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	start := slices.Index(lines, "# draNICs:")
+	if start < 0 {
+		t.Fatal("the config file has no commented-out draNICs example")
+	}
+	for i := start; i < len(lines) && strings.HasPrefix(lines[i], "#") && (i == start || strings.HasPrefix(lines[i], "#  ")); i++ {
+		lines[i] = strings.TrimPrefix(lines[i], "# ")
+	}
+	example := filepath.Join(t.TempDir(), "example.yaml")
+	if err := os.WriteFile(example, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := daemon.Parse([]string{"--config", example, "--node-name", "x"})
+	if err != nil {
+		t.Fatalf("daemon.Parse of the config file with its draNICs example: %v", err)
+	}
+	if o.DRANICs == nil || len(o.DRANICs.Include) == 0 || o.DRANICs.ResourceName == "" {
+		t.Errorf("the draNICs example gives %+v, want a driver with include patterns and a resourceName", o.DRANICs)
+	}
 }
 
 // TestDaemonSetCommandParses runs the DaemonSet's command line (its --config pointed at the
@@ -77,7 +110,8 @@ func TestDaemonSetCommandParses(t *testing.T) {
 	if o.ShimSource != "/usr/local/bin/multinet" {
 		t.Errorf("--shim-source %q, want /usr/local/bin/multinet", o.ShimSource)
 	}
-	for _, dir := range []string{o.CNIConfDir, o.CNIBinDir, o.StateDir, filepath.Dir(o.Socket), "/var/lib/cni", "/run/netns"} {
+	for _, dir := range []string{o.CNIConfDir, o.CNIBinDir, o.StateDir, filepath.Dir(o.Socket), "/var/lib/cni", "/run/netns",
+		filepath.Join(o.KubeletRootDir, "plugins_registry"), filepath.Join(o.KubeletRootDir, "plugins")} {
 		checkHostMount(t, ds, c, dir)
 	}
 	checkProbes(t, c, o.MetricsAddress)

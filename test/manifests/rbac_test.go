@@ -3,6 +3,7 @@ package manifests
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 )
 
 // access is one request multinetd's ServiceAccount makes, or must not be able to make.
-// An empty namespace means all namespaces (a cluster-wide list or watch).
+// An empty namespace means all namespaces (a cluster-wide list or watch); a resource may name
+// a subresource ("resourceclaims/status").
 type access struct {
 	verb, group, resource, namespace string
 }
@@ -41,7 +43,9 @@ const (
 // needed is every request multinetd makes: informers on pods (of its node, by field selector:
 // RBAC sees a cluster-wide list/watch) and NADs, a get of a pod or NAD younger than the
 // cache, the network-status patch, Events, multinet-ipam's informer on Node metadata, and its
-// IPBlocks (an informer, create, compare-and-swap update, delete).
+// IPBlocks (an informer, create, compare-and-swap update, delete); for DRA, a get of a claim
+// and the apply of its status, a list of ResourceSlices, and the NIC driver's slices (an
+// informer, create, update, delete) and a get of its Node.
 var needed = []access{
 	{"list", "", "pods", ""}, {"watch", "", "pods", ""}, {"get", "", "pods", someNS},
 	{"patch", "", "pods", someNS},
@@ -51,9 +55,16 @@ var needed = []access{
 	{"list", "", "nodes", ""}, {"watch", "", "nodes", ""},
 	{"list", ipamGroup, "ipblocks", ""}, {"watch", ipamGroup, "ipblocks", ""}, {"get", ipamGroup, "ipblocks", ""},
 	{"create", ipamGroup, "ipblocks", ""}, {"update", ipamGroup, "ipblocks", ""}, {"delete", ipamGroup, "ipblocks", ""},
+	{"get", draGroup, "resourceclaims", someNS}, {"patch", draGroup, "resourceclaims/status", someNS},
+	{"list", draGroup, "resourceslices", ""}, {"watch", draGroup, "resourceslices", ""},
+	{"create", draGroup, "resourceslices", ""}, {"update", draGroup, "resourceslices", ""}, {"delete", draGroup, "resourceslices", ""},
+	{"get", "", "nodes", ""},
 }
 
-const ipamGroup = "ipam.multinet.io"
+const (
+	ipamGroup = "ipam.multinet.io"
+	draGroup  = "resource.k8s.io"
+)
 
 // forbidden is a sample of what least privilege rules out.
 var forbidden = []access{
@@ -64,6 +75,11 @@ var forbidden = []access{
 	{"delete", "", "events", someNS}, {"update", "", "nodes", ""}, {"get", "", "configmaps", someNS},
 	{"patch", "", "nodes", ""}, {"delete", "", "nodes", ""},
 	{"patch", ipamGroup, "ipblocks", ""}, {"deletecollection", ipamGroup, "ipblocks", ""},
+	{"update", draGroup, "resourceclaims", someNS}, {"patch", draGroup, "resourceclaims", someNS},
+	{"create", draGroup, "resourceclaims", someNS}, {"delete", draGroup, "resourceclaims", someNS},
+	{"list", draGroup, "resourceclaims", ""}, {"update", draGroup, "resourceclaims/status", someNS},
+	{"patch", draGroup, "resourceslices", ""}, {"deletecollection", draGroup, "resourceslices", ""},
+	{"create", draGroup, "deviceclasses", ""}, {"update", draGroup, "deviceclasses", ""},
 }
 
 // checkRBAC impersonates the DaemonSet's ServiceAccount and asks the API server, with
@@ -103,9 +119,10 @@ func waitAllowed(t *testing.T, client kubernetes.Interface, a access) {
 // allowed asks the API server whether the client's user may make request a.
 func allowed(t *testing.T, client kubernetes.Interface, a access) bool {
 	t.Helper()
+	resource, sub, _ := strings.Cut(a.resource, "/")
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: a.namespace, Verb: a.verb, Group: a.group, Resource: a.resource,
+			Namespace: a.namespace, Verb: a.verb, Group: a.group, Resource: resource, Subresource: sub,
 		},
 	}}
 	got, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(t.Context(), review, metav1.CreateOptions{})
