@@ -508,8 +508,8 @@ func testHotplugRefused(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
 	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
 	e.MustAdd(t, sb)
 	e.annotate(t, sb, "dev")
-	if msg := e.warningWith(t, sb, "HotplugRefused"); !strings.Contains(msg, e.ns+"/dev") {
-		t.Errorf("HotplugRefused Event %q does not name network %s/dev", msg, e.ns)
+	if msg := e.warningWith(t, sb, "HotplugRefused"); !strings.Contains(msg, e.ns+"/dev") || strings.Contains(msg, "invalid networks annotation") {
+		t.Errorf("HotplugRefused Event %q: want it to name network %s/dev, and not call the annotation invalid", msg, e.ns)
 	}
 	if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, []string{"eth0"}) {
 		t.Errorf("pod interfaces after the refused edit: %v, want eth0 only", got)
