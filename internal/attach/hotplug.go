@@ -109,12 +109,22 @@ func (m *Manager) applyNetworks(ctx context.Context, req *request, pod *corev1.P
 // stands, as ErrInvalidEdit, with a Warning of reason once per annotation value
 // (req.annotation): a resync pass over the same value reports nothing new.
 func (m *Manager) invalidEdit(req *request, reason string, err error) error {
-	err = fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
+	if reason == status.ReasonHotplugRefused { // the annotation is valid: say only why it is refused
+		err = fmt.Errorf("pod %s: %w", req.pod, refusedEdit{err})
+	} else {
+		err = fmt.Errorf("pod %s: %w: %w", req.pod, ErrInvalidEdit, err)
+	}
 	if last, seen := m.invalid.Swap(req.pod.UID, req.annotation); !seen || last != req.annotation {
 		m.warn(req, reason, err)
 	}
 	return err
 }
+
+// refusedEdit is an edit that cannot be applied though the annotation is valid: it reads as
+// its cause, and is ErrInvalidEdit (not retried until the next edit).
+type refusedEdit struct{ error }
+
+func (r refusedEdit) Unwrap() []error { return []error{ErrInvalidEdit, r.error} }
 
 // live tells whether the sandbox is up: its cluster network attached, its netns there.
 func live(sb *checkpoint.Sandbox) bool {

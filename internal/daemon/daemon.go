@@ -82,11 +82,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := installShim(o); err != nil {
 		return err
 	}
-	if o.MetricsAddress != "" {
-		go labelled(ctx, "metrics", func(ctx context.Context) {
-			serveMetrics(ctx, o.MetricsAddress, withProfiling(m.Handler(), o.Profiling), log)
-		})
-	}
+	startMetrics(ctx, o, m, log)
+	defer startNICDriver(ctx, o, cfg, log)()
 	pods := podinfo.New(client, nads, o.NodeName)
 	events, stopEvents := startEvents(ctx, client, o.NodeName)
 	defer stopEvents()
@@ -113,11 +110,6 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	stopNICs, err := startNICDriver(ctx, o, cfg, log)
-	if err != nil {
-		return fmt.Errorf("NIC DRA driver client: %w", err)
-	}
-	defer stopNICs()
 	// The socket is served at once: DEL, CHECK, GC, STATUS and DHCP need no API server.
 	// ADD, hot plug and readiness wait for the caches.
 	labelled(ctx, "informers", pods.Start)
@@ -232,7 +224,7 @@ func startEvents(ctx context.Context, client *coreapi.Client, node string) (even
 // MultiNetworkPolicy controller.
 func startAttachParts(ctx context.Context, o Options, cfg *rest.Config, client *coreapi.Client, pods *podinfo.Source,
 	mgr *attach.Manager, m *metrics.Metrics, log *slog.Logger) error {
-	if err := startDRA(o, cfg, mgr, log); err != nil {
+	if err := startDRA(ctx, o, cfg, mgr, log); err != nil {
 		return err
 	}
 	return startPolicy(ctx, o, cfg, client, pods, mgr, m, log)
@@ -528,6 +520,16 @@ func withProfiling(h http.Handler, on bool) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	return mux
+}
+
+// startMetrics serves /metrics, /healthz and /readyz (and pprof when asked) on the metrics
+// address, unless it is empty, until ctx ends.
+func startMetrics(ctx context.Context, o Options, m *metrics.Metrics, log *slog.Logger) {
+	if o.MetricsAddress != "" {
+		go labelled(ctx, "metrics", func(ctx context.Context) {
+			serveMetrics(ctx, o.MetricsAddress, withProfiling(m.Handler(), o.Profiling), log)
+		})
+	}
 }
 
 func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -24,32 +25,28 @@ const (
 // or the returned stop is called, which waits for it. A failure of the driver is logged and
 // the driver restarted after a backoff; it never stops the daemon: pods without claims, and
 // the DEL of every pod, need no driver.
-func startNICDriver(ctx context.Context, o Options, cfg *rest.Config, log *slog.Logger) (stop func(), err error) {
+func startNICDriver(ctx context.Context, o Options, cfg *rest.Config, log *slog.Logger) (stop func()) {
 	if o.DRANICs == nil {
-		return func() {}, nil
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
+		return func() {}
 	}
 	registrar, plugin := o.nicDriverDirs()
-	opts := nics.Options{Config: *o.DRANICs, NodeName: o.NodeName, Client: client,
+	opts := nics.Options{Config: *o.DRANICs, NodeName: o.NodeName,
 		StateDir: filepath.Join(o.StateDir, "dra-nics"), RegistrarDir: registrar, PluginDataDir: plugin}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go labelled(ctx, "dra-nics", func(ctx context.Context) {
 		defer close(done)
-		runNICDriver(ctx, opts, log.With("component", "dra-nics", "driver", opts.Config.Driver))
+		runNICDriver(ctx, cfg, opts, log.With("component", "dra-nics", "driver", opts.Config.Driver))
 	})
-	return func() { cancel(); <-done }, nil
+	return func() { cancel(); <-done }
 }
 
 // runNICDriver runs nics.Run again after each failure, until ctx ends.
-func runNICDriver(ctx context.Context, opts nics.Options, log *slog.Logger) {
+func runNICDriver(ctx context.Context, cfg *rest.Config, opts nics.Options, log *slog.Logger) {
 	delay := nicDriverFirstRetry
 	for {
 		started := time.Now()
-		err := nics.Run(ctx, opts)
+		err := runNICDriverOnce(ctx, cfg, opts)
 		if ctx.Err() != nil {
 			return
 		}
@@ -67,4 +64,15 @@ func runNICDriver(ctx context.Context, opts nics.Options, log *slog.Logger) {
 		}
 		delay = min(2*delay, nicDriverMaxRetry)
 	}
+}
+
+// runNICDriverOnce runs the driver with a client of its own (the ResourceV1 client it needs
+// comes with client-go's clientset; the daemon's other clients are narrower).
+func runNICDriverOnce(ctx context.Context, cfg *rest.Config, opts nics.Options) error {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("nic driver: kubernetes client: %w", err)
+	}
+	opts.Client = client
+	return nics.Run(ctx, opts)
 }

@@ -28,6 +28,12 @@ type Options struct {
 	CNIBinDir  string `json:"cniBinDir,omitempty"`
 	Socket     string `json:"socket,omitempty"`
 	StateDir   string `json:"stateDir,omitempty"`
+	// KubeletRootDir is the kubelet's --root-dir: the NIC DRA driver registers in its
+	// plugins_registry and serves from plugins/<driver>.
+	KubeletRootDir string `json:"kubeletRootDir,omitempty"`
+	// DRANICs, when set, runs the DRA driver of the node's NICs inside multinetd: the host
+	// links it selects are published as devices of a ResourceSlice (docs/dra.md). Absent: off.
+	DRANICs *nics.Config `json:"draNICs,omitempty"`
 	// NamespaceIsolation (Multus' key) limits a pod to the NADs of its own namespace and of
 	// GlobalNamespaces; off, a pod may name any namespace's NAD, as the NPWG spec allows.
 	NamespaceIsolation bool          `json:"namespaceIsolation,omitempty"`
@@ -70,12 +76,6 @@ type Options struct {
 	// PolicyAcceptICMPEcho lets ICMP and ICMPv6 echo (ping) through directions that
 	// policies isolate.
 	PolicyAcceptICMPEcho bool `json:"policyAcceptICMPEcho,omitempty"`
-	// DRANICs, when set, runs the DRA driver of the node's NICs inside multinetd: the host
-	// links it selects are published as devices of a ResourceSlice (docs/dra.md). Absent: off.
-	DRANICs *nics.Config `json:"draNICs,omitempty"`
-	// KubeletRootDir is the kubelet's --root-dir: the NIC driver registers in its
-	// plugins_registry and serves from plugins/<driver>.
-	KubeletRootDir string `json:"kubeletRootDir,omitempty"`
 }
 
 // Defaults are the settings a DaemonSet on a standard node needs.
@@ -93,6 +93,7 @@ func Defaults() Options {
 		WriteConflist:      true,
 		SyncCheckpoints:    true,
 		LogLevel:           "info",
+		KubeletRootDir:     "/var/lib/kubelet",
 		Hotplug:            true,
 		ParallelAttach:     true,
 		AddedEvents:        true,
@@ -101,7 +102,6 @@ func Defaults() Options {
 		StatusDrainTimeout: metav1.Duration{Duration: 10 * time.Second},
 		NetworkPolicy:      true,
 		DRA:                true,
-		KubeletRootDir:     "/var/lib/kubelet",
 	}
 }
 
@@ -118,6 +118,7 @@ func Parse(args []string) (Options, error) {
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "CNI bin dir: delegate plugins are run from here and the shim installed here")
 	fs.StringVar(&o.Socket, "socket", o.Socket, "unix socket the shim talks to")
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "where checkpoints and the delegates' result cache are kept")
+	fs.StringVar(&o.KubeletRootDir, "kubelet-root-dir", o.KubeletRootDir, "the kubelet's --root-dir: the NIC DRA driver (config key draNICs) registers in its plugins_registry and serves from its plugins/<driver>")
 	fs.StringVar(&o.DefaultNetwork, "default-network", "", "cluster default network: a network name in --cni-conf-dir or a conf file path; empty: the first other conf in --cni-conf-dir")
 	fs.StringVar(&o.ShimSource, "shim-source", "", "install this shim binary into --cni-bin-dir at start (atomically)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "address for /metrics, /healthz and /readyz; empty disables")
@@ -138,7 +139,6 @@ func Parse(args []string) (Options, error) {
 	fs.BoolVar(&o.DRA, "dra", o.DRA, "give device-backed networks (NADs annotated k8s.v1.cni.cncf.io/resourceName) the devices the pod's ResourceClaims were allocated, and write their interfaces to the claims' status (false: such NADs are attached as their config says)")
 	fs.BoolVar(&o.NetworkPolicy, "network-policy", o.NetworkPolicy, "enforce MultiNetworkPolicy (k8s.cni.cncf.io) on secondary interfaces, with nftables in each pod's network namespace, once its CRD is served (false: not enforced)")
 	fs.BoolVar(&o.PolicyAcceptICMPEcho, "policy-accept-icmp-echo", o.PolicyAcceptICMPEcho, "let ICMP and ICMPv6 echo (ping) through directions that MultiNetworkPolicies isolate (false: NetworkPolicy semantics, only what a rule allows)")
-	fs.StringVar(&o.KubeletRootDir, "kubelet-root-dir", o.KubeletRootDir, "the kubelet's --root-dir: the NIC DRA driver (config key draNICs) registers in its plugins_registry and serves from its plugins/<driver>")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
