@@ -92,11 +92,13 @@ func (e *env) checkHotplugRefused(t *testing.T, pod string) {
 }
 
 // testDeviceNetworkDaemonKilled: a pod with a named ResourceClaim; multinetd is killed with
-// SIGKILL once the driver recorded the claim as prepared and before the pod's ADD began, and
-// again during the pod's DEL, after the link went back to the host and before the DEL ended.
-// The pod starts with its device; once deleted, the link is on the host under its own name
-// (not lost in the gone pod's netns), the named claim has no status entry of it, and no
-// record, address or prepared claim is left.
+// SIGKILL once the driver recorded the claim as prepared and before the pod's ADD began (the
+// kubelet may not have had the driver's answer yet: it prepares again after the restart),
+// and again during the pod's DEL, after the link went back to the host and the claim's entry
+// was cleared, while the cluster network's DEL waits for host-local's lock (held by the
+// test). The pod starts with its device; once deleted, the link is on the host under its own
+// name (not lost in the gone pod's netns), the named claim has no status entry of it, the DEL
+// after the restart succeeds, and no record, address or prepared claim is left.
 func testDeviceNetworkDaemonKilled(t *testing.T, e *env) {
 	e.createDeviceNetwork(t)
 	macs := vethPair(t, "mnnic1a", "mnnic1b")
