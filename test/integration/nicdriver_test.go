@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,8 +30,8 @@ func TestNICDriverRunsInMultinetd(t *testing.T) {
 	}
 	id := testbed.RandomID()
 	nic := "mnnic" + id + "a"
-	veth(t, nic, "mnp"+id+"a")
-	veth(t, "mnother"+id, "mnq"+id) // not included: never published
+	newHostNIC(t, "", nic, "mnp"+id+"a")
+	newHostNIC(t, "", "mnother"+id, "mnq"+id) // not included: never published
 
 	root, err := os.MkdirTemp("", "mkub") // short: socket paths have a length limit
 	if err != nil {
@@ -59,15 +58,6 @@ func TestNICDriverRunsInMultinetd(t *testing.T) {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("the driver's %s: %v", filepath.Base(p), err)
 		}
-	}
-}
-
-// veth creates a veth pair (a test "NIC" and its peer), removed at cleanup.
-func veth(t *testing.T, name, peer string) {
-	t.Helper()
-	t.Cleanup(func() { testbed.DeleteLink(name) })
-	if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", peer).CombinedOutput(); err != nil {
-		t.Fatalf("ip link add %s: %v %s", name, err, out)
 	}
 }
 
