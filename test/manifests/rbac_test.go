@@ -56,6 +56,7 @@ var needed = []access{
 	{"list", ipamGroup, "ipblocks", ""}, {"watch", ipamGroup, "ipblocks", ""}, {"get", ipamGroup, "ipblocks", ""},
 	{"create", ipamGroup, "ipblocks", ""}, {"update", ipamGroup, "ipblocks", ""}, {"delete", ipamGroup, "ipblocks", ""},
 	{"get", draGroup, "resourceclaims", someNS}, {"patch", draGroup, "resourceclaims/status", someNS},
+	{"associated-node:patch", draGroup, "resourceclaims/driver", someNS},
 	{"list", draGroup, "resourceslices", ""}, {"watch", draGroup, "resourceslices", ""},
 	{"create", draGroup, "resourceslices", ""}, {"update", draGroup, "resourceslices", ""}, {"delete", draGroup, "resourceslices", ""},
 	{"get", "", "nodes", ""},
@@ -78,6 +79,7 @@ var forbidden = []access{
 	{"update", draGroup, "resourceclaims", someNS}, {"patch", draGroup, "resourceclaims", someNS},
 	{"create", draGroup, "resourceclaims", someNS}, {"delete", draGroup, "resourceclaims", someNS},
 	{"list", draGroup, "resourceclaims", ""}, {"update", draGroup, "resourceclaims/status", someNS},
+	{"arbitrary-node:patch", draGroup, "resourceclaims/driver", someNS},
 	{"patch", draGroup, "resourceslices", ""}, {"deletecollection", draGroup, "resourceslices", ""},
 	{"create", draGroup, "deviceclasses", ""}, {"update", draGroup, "deviceclasses", ""},
 }
