@@ -9,6 +9,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
 	"github.com/multinet/multinet/internal/checkpoint"
 	"github.com/multinet/multinet/internal/cniapi"
 	"github.com/multinet/multinet/internal/plan"
@@ -120,12 +124,39 @@ func (m *Manager) detachOne(ctx context.Context, sb *checkpoint.Sandbox, ifname 
 }
 
 // delOne runs the DEL of the attachment on ifname; it does not change the record.
+//
+// A DEL that fails while the netns has no interface of that name runs again without the
+// netns: the interface left already, by a DEL that ran before the record could say so (a
+// crash between the two). Plugins such as host-device refuse a DEL in a netns without their
+// interface; what is left of their work (an IPAM's address) lies outside the netns, and a
+// DEL without one releases it.
 func (m *Manager) delOne(ctx context.Context, sb *checkpoint.Sandbox, ifname string) error {
 	a := &sb.Attachments[sb.Find(ifname)]
-	if err := m.Delegates.Del(ctx, invocation(sb, a)); err != nil {
+	inv := invocation(sb, a)
+	err := m.Delegates.Del(ctx, inv)
+	if err != nil && inv.Netns != "" && linkAbsent(inv.Netns, a.IfName) {
+		inv.Netns = ""
+		if again := m.Delegates.Del(ctx, inv); again == nil {
+			m.Log.Info("DEL done without the netns: the interface had left it already", "pod", podOf(sb).String(),
+				"network", a.Network, "ifname", ifname, "containerID", sb.ContainerID, "firstErr", err)
+			return nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("network %q (%s): DEL: %w", a.Network, a.IfName, err)
 	}
 	return nil
+}
+
+// linkAbsent tells whether the netns at path is there and has no link named ifname.
+func linkAbsent(path, ifname string) bool {
+	missing := false
+	err := ns.WithNetNSPath(path, func(ns.NetNS) error {
+		_, err := netlinksafe.LinkByName(ifname)
+		missing = errors.As(err, new(netlink.LinkNotFoundError))
+		return nil
+	})
+	return err == nil && missing
 }
 
 // settle applies the outcome of the DEL of the attachment on ifname to the record: it leaves

@@ -330,7 +330,7 @@ func (e *env) recordOf(t *testing.T, sb *testbed.Sandbox) checkpoint.Sandbox {
 func TestDRA(t *testing.T) {
 	testbed.RequireRoot(t)
 	cp := testbed.StartControlPlane(t)
-	nics := publishNICs(t, cp, 9, map[int]string{3: "0000:65:00.0"})
+	nics := publishNICs(t, cp, 10, map[int]string{3: "0000:65:00.0"})
 	t.Run("ClaimedNICMovedInReportedAndGivenBack", func(t *testing.T) { testClaimedNIC(t, cp, nics[0]) })
 	t.Run("SeveralDevicesInClaimAndAllocationOrder", func(t *testing.T) { testSeveralDevices(t, cp, nics[1:4]) })
 	t.Run("ClaimNotAllocatedFailsThenSucceeds", func(t *testing.T) { testClaimNotAllocated(t, cp, nics[4]) })
@@ -338,6 +338,7 @@ func TestDRA(t *testing.T) {
 	t.Run("HotplugOfDeviceNetworkRefused", func(t *testing.T) { testHotplugRefused(t, cp, nics[5]) })
 	t.Run("Kill9AfterAddThenDel", func(t *testing.T) { testDRAKill9(t, cp, nics[6]) })
 	t.Run("UnplugGivesNICBack", func(t *testing.T) { testDeviceUnplug(t, cp, nics[7]) })
+	t.Run("DelAfterTheNICLeft", func(t *testing.T) { testDRADelAfterTheNICLeft(t, cp, nics[9]) })
 	t.Run("DelWithAPIServerStopped", func(t *testing.T) { testDRADelAPIServerDown(t, cp, nics[8]) }) // last: it stops the API server
 }
 
@@ -544,6 +545,34 @@ func testDRAKill9(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
 	if devs := e.claimDevices(t, "p-nic"); len(devs) != 0 {
 		t.Errorf("claim status.devices after DEL: %+v, want none", devs)
 	}
+	e.assertClean(t)
+}
+
+// testDRADelAfterTheNICLeft: multinetd dies during a DEL after host-device gave the NIC
+// back and before the record was written (the state is made by hand: the NIC moved back to
+// the host under its name, the record untouched). The next DEL, whose host-device DEL finds
+// no net1 in the netns, still succeeds and leaves nothing.
+func testDRADelAfterTheNICLeft(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
+	e := newEnv(t, cp)
+	e.deviceNAD(t, "dev", "", e.hostLocalIPAM("10.38.0.0/24"))
+	sb := e.claimingSandbox(t, "p", "dev", podClaim{name: "nic", claim: "p-nic"})
+	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
+	e.MustAdd(t, sb)
+	e.Kill9()
+	for _, args := range [][]string{{"link", "set", "net1", "down"}, {"link", "set", "net1", "name", nic.IfName},
+		{"link", "set", nic.IfName, "netns", "1"}} {
+		cmd := exec.Command("nsenter", append([]string{"--net=" + sb.Netns.Path(), "ip"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ip %v in the pod: %v %s", args, err, out)
+		}
+	}
+	nic.onHost(t, "moved back by hand")
+	e.Start(t)
+	e.MustDel(t, sb)
+	if !strings.Contains(e.Log(), "DEL done without the netns") {
+		t.Errorf("daemon log does not say the DEL ran again without the netns:\n%s", e.Log())
+	}
+	nic.onHost(t, "after the DEL")
 	e.assertClean(t)
 }
 
