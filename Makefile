@@ -40,7 +40,7 @@ fuzz:
 	          FuzzInterpret:./internal/dhcp FuzzScanner:./internal/cniapi/wire \
 	          FuzzParse:./internal/ipam/pool FuzzBlockName:./internal/ipam/pool \
 	          FuzzParse:./internal/policy/spec FuzzSubtract:./internal/policy/compile \
-	          FuzzSalvage:./internal/checkpoint FuzzDelegateInputs:./internal/dra/claims; do \
+	          FuzzSalvage:./internal/checkpoint FuzzDelegateInputs:./internal/dra/claims FuzzDeviceName:./internal/dra/nics; do \
 	  echo "[fuzz] $${t%%:*} for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
 	done
