@@ -41,6 +41,10 @@ type Interface struct {
 	// Policies are the MultiNetworkPolicies that select the interface ("namespace/name"),
 	// filled for -o wide, json and yaml.
 	Policies []string `json:"policies,omitempty"`
+	// Device is the DRA device attached as the interface ("driver/pool/device") and Claim the
+	// pod's ResourceClaim that holds it, filled for -o wide, json and yaml.
+	Device string `json:"device,omitempty"`
+	Claim  string `json:"claim,omitempty"`
 }
 
 // Warning is multinet's newest Warning Event on a pod.

@@ -163,7 +163,8 @@ func wideRow(out, pod, ifname string) string {
 // TestKubectlMultinetPolicies shows which MultiNetworkPolicies select each interface: in
 // status (-o wide, json) and in diagnose's Policies section with its warnings, against a
 // real apiserver; that without the CRD both go on, with nothing to show; and that v1beta1
-// is read where v1beta2 is not served.
+// is read where v1beta2 is not served. The same world shows the DRA device of an interface
+// (testDevices), the other column and fields -o wide and json add.
 func TestKubectlMultinetPolicies(t *testing.T) {
 	cp := testbed.StartControlPlane(t)
 	dyn, err := dynamic.NewForConfig(cp.Config)
@@ -233,6 +234,11 @@ func TestKubectlMultinetPolicies(t *testing.T) {
 		if strings.Contains(out, "p/allow-client") {
 			t.Errorf("diagnose bystander names a policy that does not select it:\n%s", out)
 		}
+	})
+
+	t.Run("Devices", func(t *testing.T) { // DRA devices beside the policies in -o wide and json
+		k.t = t
+		testDevices(t, w, k)
 	})
 
 	t.Run("NoCRD", func(t *testing.T) {

@@ -74,6 +74,9 @@ func (o *statusOptions) run(ctx context.Context, w, errOut io.Writer, a []string
 		if err := withPolicies(ctx, c, ns, pods, views); err != nil {
 			fmt.Fprintf(errOut, "warning: policies not shown: %v\n", err)
 		}
+		if err := withDevices(ctx, c, pods, views); err != nil {
+			fmt.Fprintf(errOut, "warning: devices not shown: %v\n", err)
+		}
 	}
 	if done, err := o.out.structured(w, views); done || err != nil {
 		return err
@@ -131,7 +134,7 @@ func (o *statusOptions) printTable(w io.Writer, views []*PodNetworks) error {
 		header = append([]string{"NAMESPACE"}, header...)
 	}
 	if o.out.wide() {
-		header = append(header, "GATEWAY", "NODE", "POLICIES")
+		header = append(header, "GATEWAY", "NODE", "DEVICE", "POLICIES")
 	}
 	t := newTable(w, header...)
 	for _, v := range views {
@@ -141,7 +144,7 @@ func (o *statusOptions) printTable(w io.Writer, views []*PodNetworks) error {
 				row = append([]string{v.Namespace}, row...)
 			}
 			if o.out.wide() {
-				row = append(row, list(i.Gateway), orDash(v.Node), list(i.Policies))
+				row = append(row, list(i.Gateway), orDash(v.Node), orDash(i.Device), list(i.Policies))
 			}
 			t.row(row...)
 		}
