@@ -134,8 +134,8 @@ func (m *Manager) resolveDevices(ctx context.Context, pod *corev1.Pod, ds []plan
 			if d.CapabilityArgs == nil {
 				d.CapabilityArgs = map[string]any{}
 			}
-			for k, v := range in.CapabilityArgs {
-				d.CapabilityArgs[k] = v
+			for name, v := range in.CapabilityArgs {
+				d.CapabilityArgs[name] = v
 			}
 		}
 		rec := deviceRecord{ClaimNamespace: dev.Claim.Namespace, Claim: dev.Claim.Name, ClaimUID: string(dev.Claim.UID),
@@ -164,8 +164,7 @@ const claimStatusTimeout = 10 * time.Second
 // reportClaims writes, on each claim that a device attachment of sb or of gone (attachments
 // just removed) uses, the status entries of sb's attached devices of that claim: an attached
 // device is reported, a removed one cleared. Failures are logged and posted as a Warning:
-// the interfaces work either way, and the next ADD, DEL or unplug of the sandbox writes them
-// again.
+// the interfaces work either way, and Claims keeps and retries a write that may pass later.
 func (m *Manager) reportClaims(ctx context.Context, sb *checkpoint.Sandbox, gone []checkpoint.Attachment) {
 	if m.Claims == nil {
 		return
