@@ -72,6 +72,9 @@ func TestClassifyWarning(t *testing.T) {
 		{"InvalidNetworkSelection", `network "t/x" not found`, CauseInvalidSelection, "correct the annotation"},
 		{"NetworkSetupFailed", "bridge ADD failed", CauseSetupFailed, "the runtime retries it"},
 		{"DHCPLeaseLost", "server wants the pod elsewhere", CauseMultinetWarning, "kubectl describe pod"},
+		{"DeviceNotResolved", `pod t/web: network "t/fabric" (resourceName "multinet.io/fabric"): claim "t/web-nic": not allocated (device not resolved, try again later)`,
+			CauseDeviceNotResolved, "allocated and reserved for the pod"},
+		{"HotplugRefused", `pod t/web: network "t/fabric" is device-backed`, CauseHotplugRefused, "recreate the pod"},
 	} {
 		if got := classify(pod, &Warning{Reason: c.reason, Message: c.message}); got.Kind != c.want || !strings.Contains(got.Fix, c.fix) {
 			t.Errorf("classify(%s %q) = %s (fix %q), want %s with a fix saying %q", c.reason, c.message, got.Kind, got.Fix, c.want, c.fix)

@@ -30,6 +30,8 @@ const (
 	CauseMultinetWarning    = "MultinetWarning"
 	CauseSandboxPending     = "SandboxPending"
 	CauseHotplugPending     = "HotplugPending"
+	CauseDeviceNotResolved  = "DeviceNotResolved"
+	CauseHotplugRefused     = "HotplugRefused"
 )
 
 // cause is the first fault diagnose found: its kind, one line, and what to do.
