@@ -150,11 +150,11 @@ func classify(pod *corev1.Pod, w *Warning) cause {
 	case status.ReasonNetworkSetupFailed:
 		c.Kind, c.Fix = CauseSetupFailed, "the sandbox's CNI ADD failed and was rolled back; the runtime retries it: fix the NAD or plugin the message names"
 	case status.ReasonDeviceNotResolved:
-		c.Kind, c.Fix = CauseDeviceNotResolved, "a device-backed network needs a device of its resourceName from one of the pod's ResourceClaims: " +
-			"`kubectl get resourceclaim -n " + pod.Namespace + " NAME -o yaml` shows whether the claim the message names is allocated and reserved for the pod, " +
+		c.Kind, c.Fix = CauseDeviceNotResolved, "a device-backed network needs a device of its resourceName from one of the pod's ResourceClaims: "+
+			"`kubectl get resourceclaim -n "+pod.Namespace+" NAME -o yaml` shows whether the claim the message names is allocated and reserved for the pod, "+
 			"and its devices need the attribute k8s.cni.cncf.io/resourceName equal to the NAD's annotation (docs/dra.md); the runtime retries while a claim is pending"
 	case status.ReasonHotplugRefused:
-		c.Kind, c.Fix = CauseHotplugRefused, "a device-backed network's device comes only from claims made with the pod: " +
+		c.Kind, c.Fix = CauseHotplugRefused, "a device-backed network's device comes only from claims made with the pod: "+
 			"remove it from the annotation, or recreate the pod with the network and a ResourceClaim for its device (docs/dra.md)"
 	}
 	return c
