@@ -231,6 +231,24 @@ func (e *env) allocatedClaim(t *testing.T, name string, pod *corev1.Pod, nics ..
 	e.allocate(t, e.createClaim(t, name, len(nics)), pod, nics...)
 }
 
+// ipamFor is an ipam section for a NAD of env e.
+type ipamFor func(e *env) string
+
+// hostLocal is host-local ipam on subnet (of the env's own data dir).
+func hostLocal(subnet string) ipamFor { return func(e *env) string { return e.hostLocalIPAM(subnet) } }
+
+// attachedNIC is a new env with NAD "dev" (host-device, ipam), and its sandbox of pod "p"
+// (networks annotation annotation) whose claim "p-nic" holds nic, ADDed.
+func attachedNIC(t *testing.T, cp *testbed.ControlPlane, nic hostNIC, annotation string, ipam ipamFor) (*env, *testbed.Sandbox) {
+	t.Helper()
+	e := newEnv(t, cp)
+	e.deviceNAD(t, "dev", "", ipam(e))
+	sb := e.claimingSandbox(t, "p", annotation, podClaim{name: "nic", claim: "p-nic"})
+	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
+	e.MustAdd(t, sb)
+	return e, sb
+}
+
 // claimDevices reads the claim's status.devices.
 func (e *env) claimDevices(t *testing.T, name string) []resourcev1.AllocatedDeviceStatus {
 	t.Helper()
@@ -346,11 +364,7 @@ func TestDRA(t *testing.T) {
 // the claim's status entry, written by multinetd's field manager, says what network-status
 // says; DEL gives the NIC back to the host under its name and clears the entry.
 func testClaimedNIC(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
-	e := newEnv(t, cp)
-	e.deviceNAD(t, "dev", "", staticIPAM("10.30.0.5/24"))
-	sb := e.claimingSandbox(t, "p", "dev", podClaim{name: "nic", claim: "p-nic"})
-	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
-	e.MustAdd(t, sb)
+	e, sb := attachedNIC(t, cp, nic, "dev", func(*env) string { return staticIPAM("10.30.0.5/24") })
 	if got := testbed.Links(t, sb.Netns); !reflect.DeepEqual(got, []string{"eth0", "net1"}) {
 		t.Fatalf("pod interfaces %v, want eth0 net1", got)
 	}
@@ -503,11 +517,7 @@ func testWithoutClaims(t *testing.T, cp *testbed.ControlPlane) {
 // testHotplugRefused: an edit adding a device-backed network to a running pod (whose claim
 // holds a device for it) is refused with a HotplugRefused Warning; nothing is plugged.
 func testHotplugRefused(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
-	e := newEnv(t, cp)
-	e.deviceNAD(t, "dev", "", e.hostLocalIPAM("10.34.0.0/24"))
-	sb := e.claimingSandbox(t, "p", "", podClaim{name: "nic", claim: "p-nic"})
-	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
-	e.MustAdd(t, sb)
+	e, sb := attachedNIC(t, cp, nic, "", hostLocal("10.34.0.0/24"))
 	e.annotate(t, sb, "dev")
 	if msg := e.warningWith(t, sb, "HotplugRefused"); !strings.Contains(msg, e.ns+"/dev") || strings.Contains(msg, "invalid networks annotation") {
 		t.Errorf("HotplugRefused Event %q: want it to name network %s/dev, and not call the annotation invalid", msg, e.ns)
@@ -527,11 +537,7 @@ func testHotplugRefused(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
 // testDRAKill9: multinetd killed with SIGKILL after the ADD; the DEL after its restart gives
 // the NIC back and clears the claim's entry, from the record alone.
 func testDRAKill9(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
-	e := newEnv(t, cp)
-	e.deviceNAD(t, "dev", "", e.hostLocalIPAM("10.35.0.0/24"))
-	sb := e.claimingSandbox(t, "p", "dev", podClaim{name: "nic", claim: "p-nic"})
-	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
-	e.MustAdd(t, sb)
+	e, sb := attachedNIC(t, cp, nic, "dev", hostLocal("10.35.0.0/24"))
 	if devs := e.claimDevices(t, "p-nic"); len(devs) != 1 {
 		t.Fatalf("claim status.devices %+v after ADD, want one entry", devs)
 	}
@@ -553,11 +559,7 @@ func testDRAKill9(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
 // the host under its name, the record untouched). The next DEL, whose host-device DEL finds
 // no net1 in the netns, still succeeds and leaves nothing.
 func testDRADelAfterTheNICLeft(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
-	e := newEnv(t, cp)
-	e.deviceNAD(t, "dev", "", e.hostLocalIPAM("10.38.0.0/24"))
-	sb := e.claimingSandbox(t, "p", "dev", podClaim{name: "nic", claim: "p-nic"})
-	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
-	e.MustAdd(t, sb)
+	e, sb := attachedNIC(t, cp, nic, "dev", hostLocal("10.38.0.0/24"))
 	e.Kill9()
 	for _, args := range [][]string{{"link", "set", "net1", "down"}, {"link", "set", "net1", "name", nic.IfName},
 		{"link", "set", nic.IfName, "netns", "1"}} {
@@ -579,11 +581,7 @@ func testDRADelAfterTheNICLeft(t *testing.T, cp *testbed.ControlPlane, nic hostN
 // testDeviceUnplug: an edit removing a device-backed network from a running pod unplugs it:
 // the NIC goes back to the host and the claim's entry is cleared.
 func testDeviceUnplug(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
-	e := newEnv(t, cp)
-	e.deviceNAD(t, "dev", "", e.hostLocalIPAM("10.36.0.0/24"))
-	sb := e.claimingSandbox(t, "p", "dev", podClaim{name: "nic", claim: "p-nic"})
-	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
-	e.MustAdd(t, sb)
+	e, sb := attachedNIC(t, cp, nic, "dev", hostLocal("10.36.0.0/24"))
 	e.annotate(t, sb, "")
 	e.WaitEvent(t, sb.Pod, "Unplugged")
 	e.waitLinks(t, sb, "eth0")
@@ -599,11 +597,7 @@ func testDeviceUnplug(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
 // once; the claim's status, which cannot be cleared then, is cleared once the API server is
 // back (the write is kept on disk and retried).
 func testDRADelAPIServerDown(t *testing.T, cp *testbed.ControlPlane, nic hostNIC) {
-	e := newEnv(t, cp)
-	e.deviceNAD(t, "dev", "", e.hostLocalIPAM("10.37.0.0/24"))
-	sb := e.claimingSandbox(t, "p", "dev", podClaim{name: "nic", claim: "p-nic"})
-	e.allocatedClaim(t, "p-nic", sb.Pod, nic)
-	e.MustAdd(t, sb)
+	e, sb := attachedNIC(t, cp, nic, "dev", hostLocal("10.37.0.0/24"))
 	if n := len(e.claimDevices(t, "p-nic")); n != 1 {
 		t.Fatalf("claim has %d entries after ADD, want 1", n)
 	}
