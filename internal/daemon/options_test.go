@@ -145,15 +145,9 @@ func TestNetworkStatusSettings(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o, _, err := parseWithFile(t, c.file, c.flags...)
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("Parse = %v, want an error saying %q", err, c.wantErr)
-				}
+			o, ok := parseCase(t, c.file, c.wantErr, c.flags...)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if o.ResyncInterval.Duration != c.resync || o.StatusGiveUpAfter.Duration != c.giveUp || o.StatusDrainTimeout.Duration != c.drain {
 				t.Errorf("resync %v give-up %v drain %v, want %v %v %v", o.ResyncInterval.Duration, o.StatusGiveUpAfter.Duration,
@@ -201,15 +195,9 @@ func TestDRASettings(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o, _, err := parseWithFile(t, c.file, c.flags...)
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("Parse = %v, want an error saying %q", err, c.wantErr)
-				}
+			o, ok := parseCase(t, c.file, c.wantErr, c.flags...)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if o.DRA != c.dra || o.KubeletRootDir != c.root {
 				t.Errorf("dra %v kubeletRootDir %q, want %v %q", o.DRA, o.KubeletRootDir, c.dra, c.root)
@@ -305,4 +293,21 @@ func parseWithFile(t *testing.T, file string, flags ...string) (Options, string,
 	}
 	o, err := Parse(append([]string{"--config", path, "--node-name", "n"}, flags...))
 	return o, path, err
+}
+
+// parseCase parses the config file and flags; with wantErr, it checks that parsing fails
+// saying it and returns false, else that it succeeds.
+func parseCase(t *testing.T, file, wantErr string, flags ...string) (Options, bool) {
+	t.Helper()
+	o, _, err := parseWithFile(t, file, flags...)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("Parse = %v, want an error saying %q", err, wantErr)
+		}
+		return o, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, true
 }
